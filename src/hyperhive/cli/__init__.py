@@ -1,0 +1,1 @@
+"""``hive``: the operator's command line over ``host.sock``."""

@@ -1,0 +1,119 @@
+"""The daemon's configuration, resolved once from flags and ``HYPERHIVE_*`` env vars.
+
+The resolved :class:`Config` is passed into everything that needs it; nothing
+reads the environment later, so a test can run any number of daemons side by
+side with different directories.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from hyperhive.errors import ConfigError
+
+BACKENDS: Final = ("auto", "nixos", "bwrap", "process")
+DEFAULT_LISTEN: Final = "127.0.0.1:7000"
+DEFAULT_MAX_BODY: Final = 256 * 1024
+DEFAULT_MAX_LINE: Final = 1024 * 1024
+DEFAULT_LEASE_SECONDS: Final = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    state_dir: Path
+    run_dir: Path
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 7000
+    backend: str = "auto"
+    max_body: int = DEFAULT_MAX_BODY
+    max_line: int = DEFAULT_MAX_LINE
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "hive.db"
+
+    @property
+    def host_socket(self) -> Path:
+        return self.run_dir / "host.sock"
+
+    def agent_socket(self, name: str, *, manager: bool) -> Path:
+        if manager:
+            return self.run_dir / "manager" / "mcp.sock"
+        return self.run_dir / "agents" / name / "mcp.sock"
+
+
+def default_state_dir(env: Mapping[str, str], uid: int) -> Path:
+    if uid == 0:
+        return Path("/var/lib/hyperhive")
+    if env.get("XDG_STATE_HOME"):
+        return Path(env["XDG_STATE_HOME"]) / "hyperhive"
+    return Path(env.get("HOME", "~")).expanduser() / ".local/state/hyperhive"
+
+
+def default_run_dir(env: Mapping[str, str], uid: int, state_dir: Path) -> Path:
+    if uid == 0:
+        return Path("/run/hyperhive")
+    runtime = env.get("XDG_RUNTIME_DIR")
+    return Path(runtime) / "hyperhive" if runtime else state_dir / "run"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"invalid listen address {value!r}: expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def run_dir_from(flag: str | None, env: Mapping[str, str], uid: int) -> Path:
+    """The run dir as a client (the ``hive`` CLI) finds it: flag, env, default."""
+    if flag:
+        return Path(flag)
+    if env.get("HYPERHIVE_RUN_DIR"):
+        return Path(env["HYPERHIVE_RUN_DIR"])
+    state = Path(env["HYPERHIVE_STATE_DIR"]) if env.get("HYPERHIVE_STATE_DIR") else None
+    return default_run_dir(env, uid, state or default_state_dir(env, uid))
+
+
+def resolve(
+    *,
+    state_dir: str | None = None,
+    run_dir: str | None = None,
+    listen: str | None = None,
+    backend: str | None = None,
+    env: Mapping[str, str] | None = None,
+    uid: int | None = None,
+) -> Config:
+    """Flags win over env vars, env vars over the defaults of DESIGN §2."""
+    env = os.environ if env is None else env
+    uid = os.getuid() if uid is None else uid
+    state = Path(state_dir or env.get("HYPERHIVE_STATE_DIR") or default_state_dir(env, uid))
+    run = Path(run_dir or env.get("HYPERHIVE_RUN_DIR") or default_run_dir(env, uid, state))
+    host, port = parse_listen(listen or env.get("HYPERHIVE_LISTEN") or DEFAULT_LISTEN)
+    chosen = backend or env.get("HYPERHIVE_BACKEND") or "auto"
+    if chosen not in BACKENDS:
+        raise ConfigError(f"unknown backend {chosen!r}: choose one of {', '.join(BACKENDS)}")
+    max_body = _int_env(env, "HYPERHIVE_MAX_BODY", DEFAULT_MAX_BODY)
+    lease = float(_int_env(env, "HYPERHIVE_LEASE_SECONDS", int(DEFAULT_LEASE_SECONDS)))
+    return Config(
+        state_dir=state.absolute(),
+        run_dir=run.absolute(),
+        listen_host=host,
+        listen_port=port,
+        backend=chosen,
+        max_body=max_body,
+        lease_seconds=lease,
+    )
+
+
+def _int_env(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ConfigError(f"{key}={raw!r}: expected a positive integer")
+    return int(raw)

@@ -1,0 +1,1 @@
+"""hive-c0re: the host daemon (store, broker, registry, sockets)."""

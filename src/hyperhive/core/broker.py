@@ -1,0 +1,261 @@
+"""The broker: durable sends, long-poll receives, leases and acks.
+
+A send is committed to sqlite before it is answered, then its id joins the
+recipient's :class:`Inbox` and wakes whoever waits there. Waiting is a future
+per waiting call, resolved by the send itself: nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from hyperhive.core.bus import EventBus
+from hyperhive.core.inbox import Inbox, Lease
+from hyperhive.core.registry import Registry
+from hyperhive.errors import EmptyBody, NotAllowed, TooLarge, UnknownAgent, UnknownLease
+from hyperhive.names import CORE, OPERATOR
+
+Kind = Literal["message", "event"]
+MAX_WAIT: Final = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    sender: str
+    recipient: str
+    body: str
+    kind: Kind
+    payload: dict[str, Any] | None
+    created_at: float
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "from": self.sender,
+            "to": self.recipient,
+            "body": self.body,
+            "kind": self.kind,
+            "payload": self.payload,
+            "created_at": self.created_at,
+        }
+
+
+_COLUMNS: Final = "id, sender, recipient, body, kind, payload, created_at"
+
+
+def _row_to_message(row: tuple[Any, ...]) -> Message:
+    mid, sender, recipient, body, kind, payload, created = row
+    decoded = json.loads(payload) if payload else None
+    return Message(mid, sender, recipient, body, kind, decoded, created)
+
+
+class Broker:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        registry: Registry,
+        bus: EventBus,
+        *,
+        max_body: int,
+        lease_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._conn = conn
+        self._registry = registry
+        self._bus = bus
+        self._max_body = max_body
+        self._lease_seconds = lease_seconds
+        self._clock = clock
+        self._inboxes: defaultdict[str, Inbox] = defaultdict(Inbox)
+        self._waiters: defaultdict[str, list[asyncio.Future[None]]] = defaultdict(list)
+        self._expiry: dict[int, asyncio.TimerHandle] = {}
+        self._closing = False
+        self.refusals: dict[str, int] = dict(conn.execute("SELECT name, value FROM counters"))
+        # Every unacked message is queued again at start: leases die with the
+        # connections that held them, which a restart has closed.
+        for mid, recipient in conn.execute(
+            "SELECT id, recipient FROM messages WHERE delivered_at IS NULL ORDER BY id"
+        ):
+            self._inboxes[recipient].push(mid)
+
+    # -- sending ---------------------------------------------------------
+
+    def send(self, sender: str, to: object, body: object) -> Message:
+        """Store a message from ``sender`` (already authenticated) and wake ``to``."""
+        if not isinstance(to, str) or (to != OPERATOR and to not in self._registry):
+            self._refuse("unknown_recipient")
+            raise UnknownAgent(f"no participant named {to!r}")
+        if not isinstance(body, str) or not body.strip():
+            self._refuse("empty_body")
+            raise EmptyBody("message body is empty")
+        size = len(body.encode())
+        if size > self._max_body:
+            self._refuse("too_large")
+            raise TooLarge(f"message body is {size} bytes; the limit is {self._max_body}")
+        if not self._registry.may_send(sender, to):
+            self._refuse("not_allowed")
+            raise NotAllowed(f"{sender!r} may not message {to!r} (not in its allow_send)")
+        return self._store(sender, to, body, "message", None)
+
+    def post_event(self, to: str, name: str, payload: dict[str, Any]) -> Message:
+        """A core event (``approval_decided``, ``agent_state``, …) into ``to``'s inbox."""
+        return self._store(CORE, to, name, "event", payload)
+
+    def _store(
+        self, sender: str, to: str, body: str, kind: Kind, payload: dict[str, Any] | None
+    ) -> Message:
+        now = self._clock()
+        cur = self._conn.execute(
+            "INSERT INTO messages (sender, recipient, body, kind, payload, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (sender, to, body, kind, json.dumps(payload) if payload is not None else None, now),
+        )
+        assert cur.lastrowid is not None
+        message = Message(cur.lastrowid, sender, to, body, kind, payload, now)
+        self._inboxes[to].push(message.id)
+        self._wake(to)
+        self._bus.publish({"type": "message", "message": message.to_wire()})
+        return message
+
+    def _refuse(self, reason: str) -> None:
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
+        self._conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, 1)"
+            " ON CONFLICT (name) DO UPDATE SET value = value + 1",
+            (reason,),
+        )
+
+    # -- receiving -------------------------------------------------------
+
+    async def recv(
+        self, recipient: str, wait: float, *, holder: object | None = None
+    ) -> tuple[Message, Lease | None] | None:
+        """The oldest undelivered message for ``recipient``, waiting up to ``wait`` s.
+
+        With a ``holder`` the message is leased (ack it, or it comes back when
+        the holder goes away or the lease runs out); without, it is delivered
+        for good at once.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(max(wait, 0.0), MAX_WAIT)
+        while True:
+            got = self._pop(recipient, holder)
+            if got is not None or self._closing:
+                return got
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters[recipient].append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                return None
+            finally:
+                if waiter in self._waiters[recipient]:
+                    self._waiters[recipient].remove(waiter)
+
+    def _pop(self, recipient: str, holder: object | None) -> tuple[Message, Lease | None] | None:
+        inbox = self._inboxes[recipient]
+        if holder is None:
+            mid = inbox.take()
+            if mid is None:
+                return None
+            self._mark_delivered(mid)
+            return self._load(mid), None
+        lease = inbox.lease(holder, self._clock(), self._lease_seconds)
+        if lease is None:
+            return None
+        loop = asyncio.get_running_loop()
+        self._expiry[lease.token] = loop.call_later(
+            self._lease_seconds, self._expire, recipient, lease.token
+        )
+        return self._load(lease.message_id), lease
+
+    def ack(self, recipient: str, token: object) -> int:
+        """Finish a lease: the message is delivered and never handed out again."""
+        lease = self._inboxes[recipient].ack(token) if isinstance(token, int) else None
+        if lease is None:
+            raise UnknownLease(f"no lease {token!r} held by {recipient!r} (expired or acked?)")
+        self._cancel_timer(lease.token)
+        self._mark_delivered(lease.message_id)
+        return lease.message_id
+
+    def nack(self, recipient: str, token: object) -> int:
+        """Give a leased message back at once, in its original place."""
+        lease = self._inboxes[recipient].release(token) if isinstance(token, int) else None
+        if lease is None:
+            raise UnknownLease(f"no lease {token!r} held by {recipient!r} (expired or acked?)")
+        self._cancel_timer(lease.token)
+        self._wake(recipient)
+        return lease.message_id
+
+    def release_holder(self, recipient: str, holder: object) -> list[int]:
+        """The holder went away (connection closed): its leases return to the queue."""
+        inbox = self._inboxes.get(recipient)
+        if inbox is None:
+            return []
+        requeued = inbox.release_holder(holder)
+        if requeued:
+            self._wake(recipient)
+        return requeued
+
+    def _expire(self, recipient: str, token: int) -> None:
+        self._expiry.pop(token, None)
+        if self._inboxes[recipient].release(token) is not None:
+            self._wake(recipient)
+
+    def _cancel_timer(self, token: int) -> None:
+        handle = self._expiry.pop(token, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _wake(self, recipient: str) -> None:
+        for waiter in self._waiters.pop(recipient, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _mark_delivered(self, mid: int) -> None:
+        self._conn.execute(
+            "UPDATE messages SET delivered_at = ? WHERE id = ?", (self._clock(), mid)
+        )
+
+    def _load(self, mid: int) -> Message:
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (mid,)).fetchone()
+        return _row_to_message(row)
+
+    # -- reading the log and shutting down ---------------------------------
+
+    def history(self, agent: str | None, limit: int) -> list[Message]:
+        """The newest ``limit`` messages (to or from ``agent``), oldest first."""
+        if agent is None:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM messages ORDER BY id DESC LIMIT ?", (limit,)
+            )
+        else:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE sender = ? OR recipient = ?"
+                " ORDER BY id DESC LIMIT ?",
+                (agent, agent, limit),
+            )
+        return [_row_to_message(r) for r in rows][::-1]
+
+    def pending(self) -> dict[str, int]:
+        return {name: len(inbox) for name, inbox in self._inboxes.items() if len(inbox)}
+
+    def close(self) -> None:
+        """Stop waiting: every pending ``recv`` answers ``None`` now."""
+        self._closing = True
+        for name in list(self._waiters):
+            self._wake(name)
+        for handle in self._expiry.values():
+            handle.cancel()
+        self._expiry.clear()

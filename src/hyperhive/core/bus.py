@@ -1,0 +1,72 @@
+"""The in-memory event bus: every stored message and core event, fanned out.
+
+Subscribers (the dashboard's SSE flow, ``hive tail``) each get a bounded
+queue. One that falls too far behind is cut off rather than allowed to make
+the daemon hold an unbounded backlog; it sees the stream end with ``lagged``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+Event = dict[str, Any]
+DEFAULT_DEPTH: Final = 4096
+
+
+class Subscription:
+    def __init__(self, bus: EventBus, depth: int) -> None:
+        self._bus = bus
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(depth)
+        self.lagged = False
+
+    def offer(self, event: Event) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.lagged = True
+            self._bus.unsubscribe(self)
+            # Make room for the end marker so the reader wakes and stops.
+            self._queue.get_nowait()
+            self._queue.put_nowait(None)
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        while (event := await self._queue.get()) is not None:
+            yield event
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: set[Subscription] = set()
+        self._seq = itertools.count(1)
+
+    def publish(self, event: Event) -> Event:
+        """Stamp ``event`` with a bus sequence number and hand it to every subscriber."""
+        event["seq"] = next(self._seq)
+        for sub in list(self._subscribers):
+            sub.offer(event)
+        return event
+
+    def subscribe(self, depth: int = DEFAULT_DEPTH) -> Subscription:
+        sub = Subscription(self, depth)
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+
+    def close(self) -> None:
+        for sub in list(self._subscribers):
+            sub.close()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)

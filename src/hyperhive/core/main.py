@@ -1,0 +1,76 @@
+"""``hive-c0re``: the host daemon's command line and its signal handling."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from hyperhive import config as hive_config
+from hyperhive.core.hive import Hive
+from hyperhive.errors import HiveError
+
+log = logging.getLogger("hive-c0re")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hive-c0re", description="the hyperhive host daemon")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the daemon in the foreground")
+    serve.add_argument("--state-dir", help="durable state (env HYPERHIVE_STATE_DIR)")
+    serve.add_argument("--run-dir", help="sockets (env HYPERHIVE_RUN_DIR)")
+    serve.add_argument("--listen", help="dashboard HOST:PORT (env HYPERHIVE_LISTEN)")
+    serve.add_argument(
+        "--backend",
+        choices=hive_config.BACKENDS,
+        help="container backend (env HYPERHIVE_BACKEND; default auto)",
+    )
+    serve.add_argument("--log-level", default=os.environ.get("HYPERHIVE_LOG_LEVEL", "INFO"))
+    return parser
+
+
+async def serve(config: hive_config.Config) -> int:
+    hive = Hive(config)
+    await hive.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            # A second signal means "now": skip the drain.
+            log.warning("second %s: exiting without draining", signal.Signals(signum).name)
+            os._exit(1)
+        log.info("%s: draining", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    print(f"hive-c0re ready: {config.host_socket}", flush=True)
+    await stop.wait()
+    await hive.shutdown()
+    log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = hive_config.resolve(
+            state_dir=args.state_dir, run_dir=args.run_dir, listen=args.listen, backend=args.backend
+        )
+        return asyncio.run(serve(config))
+    except HiveError as exc:
+        print(f"hive-c0re: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The one sqlite database, ``<state>/hive.db``, and its versioned migrations.
+
+sqlite runs in WAL mode with ``synchronous=NORMAL``: a commit is in the OS
+before we answer, so killing the daemon (even ``-9``) loses nothing that was
+acknowledged; only a power cut can take the last few commits. Statements are
+short primary-key reads and writes, so they run on the event loop thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+from hyperhive.errors import StoreError
+
+# Each entry moves the schema from version i to i + 1. Never edit a shipped
+# entry: add a new one, so every existing database takes the same path.
+MIGRATIONS: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE agents (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('agent', 'manager')),
+        allow_send TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sender TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        body TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('message', 'event')),
+        payload TEXT,
+        created_at REAL NOT NULL,
+        delivered_at REAL
+    );
+    CREATE INDEX messages_undelivered ON messages (recipient, id)
+        WHERE delivered_at IS NULL;
+    CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+def open_store(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the database at ``path``.
+
+    A file that is not a sqlite database, or whose schema is newer than this
+    code knows, is a :class:`StoreError`; it is never rewritten.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from exc
+    try:
+        # Read-only checks first: a database we refuse must stay byte-identical,
+        # and switching to WAL already writes its header.
+        conn.execute("PRAGMA busy_timeout=5000")
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"database {path} has schema version {version}, newer than this hyperhive "
+                f"understands ({SCHEMA_VERSION}); upgrade hyperhive or use another state dir"
+            )
+        check = conn.execute("PRAGMA quick_check").fetchone()
+        if check is None or check[0] != "ok":
+            raise StoreError(f"database {path} failed its integrity check: {check}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn, version)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"database {path} is unreadable ({exc}); refusing to touch it") from exc
+    except StoreError:
+        conn.close()
+        raise
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, version: int) -> None:
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        # executescript commits first, so wrap the step in our own transaction
+        # to make the schema change and the version bump one atomic unit.
+        conn.executescript(
+            f"BEGIN IMMEDIATE;\n{MIGRATIONS[target - 1]}\nPRAGMA user_version = {target};\nCOMMIT;"
+        )

@@ -1,0 +1,121 @@
+"""Shared fixtures: short temp dirs (unix socket paths must fit in 108 bytes),
+an in-process core, and a real ``hive-c0re`` process."""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hyperhive.config import Config
+from hyperhive.core.hive import Hive
+
+READY_TIMEOUT = 20.0
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="hh", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def config(short_dir: Path) -> Config:
+    return Config(state_dir=short_dir / "state", run_dir=short_dir / "run")
+
+
+@pytest.fixture
+async def hive(config: Config) -> AsyncIterator[Hive]:
+    running = Hive(config)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.shutdown(grace=2.0)
+
+
+@dataclass
+class Daemon:
+    """A real ``hive-c0re serve`` child process and the env to reach it."""
+
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    run_dir: Path
+    state_dir: Path
+
+    @property
+    def host_socket(self) -> Path:
+        return self.run_dir / "host.sock"
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hyperhive.cli.main", *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+
+def start_daemon(state_dir: Path, run_dir: Path, *extra: str) -> Daemon:
+    env = {
+        **os.environ,
+        "HYPERHIVE_STATE_DIR": str(state_dir),
+        "HYPERHIVE_RUN_DIR": str(run_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hyperhive.core.main", "serve", *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    daemon = Daemon(proc, env, run_dir, state_dir)
+    wait_ready(daemon)
+    return daemon
+
+
+def wait_ready(daemon: Daemon) -> None:
+    """Block until the daemon prints its ready line (bounded), or fail with its stderr."""
+    stdout = daemon.proc.stdout
+    assert stdout is not None
+    readable, _, _ = select.select([stdout], [], [], READY_TIMEOUT)
+    line = stdout.readline() if readable else b""
+    if not line.startswith(b"hive-c0re ready"):
+        daemon.proc.kill()
+        _, err = daemon.proc.communicate(timeout=10)
+        raise AssertionError(f"hive-c0re did not become ready: {line!r} {err.decode()}")
+
+
+def stop_daemon(daemon: Daemon) -> int:
+    if daemon.proc.poll() is None:
+        daemon.proc.send_signal(signal.SIGTERM)
+    try:
+        return daemon.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(daemon.proc.pid, signal.SIGKILL)
+        return daemon.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def daemon(short_dir: Path) -> Iterator[Daemon]:
+    running = start_daemon(short_dir / "state", short_dir / "run")
+    try:
+        yield running
+    finally:
+        stop_daemon(running)
