@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -51,7 +51,7 @@ class Daemon:
     """A real ``hive-c0re serve`` child process and the env to reach it."""
 
     proc: subprocess.Popen[bytes]
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)
     run_dir: Path
     state_dir: Path
 

@@ -47,6 +47,6 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(tmp_path: P
     path = tmp_path / "hive.db"
     garbage = b"this is not sqlite " * 300
     path.write_bytes(garbage)
-    with pytest.raises(StoreError, match="refusing to touch it|integrity"):
+    with pytest.raises(StoreError, match=r"refusing to touch it|integrity"):
         open_store(path)
     assert path.read_bytes() == garbage

@@ -53,9 +53,7 @@ async def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     return 0
 
 
-async def _call(
-    client: Client, args: argparse.Namespace
-) -> tuple[Any, Callable[[Any], str]]:
+async def _call(client: Client, args: argparse.Namespace) -> tuple[Any, Callable[[Any], str]]:
     if args.command == "status":
         return await client.call("status"), render.status
     if args.command == "agents":

@@ -39,8 +39,10 @@ def messages(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no messages"
     return table(
-        [(m["id"], clock(m["created_at"]), m["from"], m["to"], m["kind"], _short(m["body"]))
-         for m in rows],
+        [
+            (m["id"], clock(m["created_at"]), m["from"], m["to"], m["kind"], _short(m["body"]))
+            for m in rows
+        ],
         ("ID", "AT", "FROM", "TO", "KIND", "BODY"),
     )
 

@@ -248,6 +248,10 @@ class Broker:
             )
         return [_row_to_message(r) for r in rows][::-1]
 
+    def waiting(self) -> dict[str, int]:
+        """How many long-polls each recipient has parked right now."""
+        return {name: len(w) for name, w in self._waiters.items() if w}
+
     def pending(self) -> dict[str, int]:
         return {name: len(inbox) for name, inbox in self._inboxes.items() if len(inbox)}
 

@@ -48,9 +48,7 @@ class Hive:
         self._servers[OPERATOR] = host
         for agent in self.registry.all():
             await self._open_agent_socket(agent)
-        log.info(
-            "hive-c0re up: %d agent(s), host socket %s", len(self._servers) - 1, host.path
-        )
+        log.info("hive-c0re up: %d agent(s), host socket %s", len(self._servers) - 1, host.path)
 
     async def add_agent(self, name: object, allow_send: list[str] | None) -> AgentRecord:
         record = self.registry.add(name, allow_send)

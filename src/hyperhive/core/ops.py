@@ -86,6 +86,7 @@ async def status(hive: Hive, caller: Caller, args: Args) -> Any:
         "run_dir": str(hive.config.run_dir),
         "agents": len(hive.registry.all()),
         "pending": hive.broker.pending(),
+        "waiting": hive.broker.waiting(),
         "refusals": dict(hive.broker.refusals),
         "subscribers": hive.bus.subscribers,
     }

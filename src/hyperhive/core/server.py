@@ -55,7 +55,7 @@ class SocketServer:
         old = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
-                self._serve, self.path, limit=self._hive.config.max_line + 1
+                self._serve, self.path, limit=self._hive.config.max_line
             )
         finally:
             os.umask(old)
