@@ -1,0 +1,55 @@
+"""The engine seam: what the harness needs from whatever runs a turn.
+
+The real engine is Claude Code through ``claude-agent-sdk``
+(:mod:`hyperhive.agent.claude`); :mod:`hyperhive.agent.fake_engine` ships a
+scripted one for tests that are about the harness, not about Claude Code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class EngineEvent:
+    """One event of a turn, already in history form (see ``AgentEvent`` kinds).
+
+    A turn's last event has kind ``result`` with ``is_error``, ``text``,
+    ``cost_usd``, ``input_tokens``, ``output_tokens``, ``duration_ms``,
+    ``session_id``.
+    """
+
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class EngineError(Exception):
+    """The engine could not run the turn at all (not a failed turn: that is a result)."""
+
+
+class NotLoggedIn(EngineError):
+    """The engine has no usable credentials; the operator must log in."""
+
+
+class Engine(Protocol):
+    @property
+    def session_id(self) -> str | None: ...
+
+    @property
+    def model(self) -> str | None: ...
+
+    def turn(self, prompt: str) -> AsyncIterator[EngineEvent]:
+        """Run one turn; yields its events and ends after the ``result``."""
+        ...
+
+    async def interrupt(self) -> None:
+        """Stop the running turn soon; its stream still ends with a ``result``."""
+        ...
+
+    async def set_model(self, model: str | None) -> None: ...
+
+    async def close(self) -> None:
+        """Release the engine's process (idle timeout, shutdown); resumable later."""
+        ...

@@ -1,0 +1,135 @@
+"""``hive-ag3nt`` and ``hive-m1nd``: the harness's command lines.
+
+``serve`` runs the turn loop and the agent's web page until SIGTERM/SIGINT;
+``mcp`` serves the hive tools over stdio for any MCP client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Final
+
+from hyperhive.agent import settings as agent_settings
+from hyperhive.agent.engine import Engine
+from hyperhive.agent.fake_engine import ScriptedEngine
+from hyperhive.agent.harness import Harness
+from hyperhive.agent.history import History
+from hyperhive.agent.login import Credentials, SetupTokenFlow
+from hyperhive.agent.settings import AgentSettings, Role
+from hyperhive.agent.tools import HiveTools, serve_stdio
+from hyperhive.errors import HiveError
+
+log = logging.getLogger("hive-ag3nt")
+
+
+def _claude_engine(settings: AgentSettings, credentials: Credentials) -> Engine:
+    from hyperhive.agent.claude import ClaudeEngine
+
+    return ClaudeEngine(settings, HiveTools(settings.socket), credentials)
+
+
+def _fake_engine(settings: AgentSettings, credentials: Credentials) -> Engine:
+    return ScriptedEngine()
+
+
+# Engines by name, as backends are: "fake" echoes, for demos and benchmarks.
+ENGINES: Final[dict[str, Callable[[AgentSettings, Credentials], Engine]]] = {
+    "claude": _claude_engine,
+    "fake": _fake_engine,
+}
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="a hyperhive agent harness")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("serve", "run the turn loop and web page"), ("mcp", "stdio MCP server")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--name", help="agent name (env HYPERHIVE_AGENT_NAME)")
+        cmd.add_argument("--socket", help="core socket (default /run/hive/mcp.sock)")
+        if name == "serve":
+            cmd.add_argument("--state", help="state dir (default /state)")
+            cmd.add_argument("--claude-dir", help="credentials dir (default /root/.claude)")
+            cmd.add_argument("--port", type=int, help="web port (default: hashed from the name)")
+            cmd.add_argument("--listen", help="web listen address (default 127.0.0.1)")
+            cmd.add_argument("--engine", choices=sorted(ENGINES), help="default claude")
+    return parser
+
+
+async def serve(settings: AgentSettings) -> int:
+    import uvicorn
+
+    from hyperhive.web.agent_app import check_listen, create_agent_app
+
+    token = os.environ.get("HYPERHIVE_OPERATOR_TOKEN") or None
+    check_listen(settings.listen, token)
+    credentials = Credentials(settings.claude_dir, os.environ)
+    history = History(settings.history_db, secrets=credentials.secrets)
+    engine = ENGINES[settings.engine](settings, credentials)
+    setup = SetupTokenFlow(
+        ["claude", "setup-token"], {**os.environ, "CLAUDE_CONFIG_DIR": str(settings.claude_dir)}
+    )
+    harness = Harness(settings, engine, history, credentials, setup_token=setup)
+    app = create_agent_app(harness, token=token)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=settings.listen, port=settings.port, log_level="warning", lifespan="off"
+        )
+    )
+    loop_task = asyncio.create_task(harness.run())
+    print(
+        f"hive-ag3nt {settings.name} ready: http://{settings.listen}:{settings.port}/", flush=True
+    )
+    try:
+        # uvicorn owns SIGINT/SIGTERM while it serves; when it returns, we stop too.
+        await server.serve()
+    finally:
+        harness.stop()
+        await loop_task
+        history.close()
+    return 0
+
+
+def run(role: Role, argv: list[str] | None) -> int:
+    prog = "hive-m1nd" if role == "manager" else "hive-ag3nt"
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("HYPERHIVE_LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s %(levelname)s {prog}: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "mcp":
+            settings = agent_settings.resolve(name=args.name, role=role, socket=args.socket)
+            asyncio.run(serve_stdio(HiveTools(settings.socket)))
+            return 0
+        settings = agent_settings.resolve(
+            name=args.name,
+            role=role,
+            socket=args.socket,
+            state=args.state,
+            claude_dir=args.claude_dir,
+            listen=args.listen,
+            port=args.port,
+            engine=args.engine,
+        )
+        return asyncio.run(serve(settings))
+    except HiveError as exc:
+        print(f"{prog}: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run("agent", argv)
+
+
+def manager_main(argv: list[str] | None = None) -> int:
+    return run("manager", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

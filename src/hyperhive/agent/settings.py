@@ -1,0 +1,79 @@
+"""The harness's settings, resolved once from flags and env, defaulting to the
+container layout of DESIGN §2 (``/run/hive/mcp.sock``, ``/state``, ``/root/.claude``)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from hyperhive.names import MANAGER, validate_agent_name
+
+Role = Literal["agent", "manager"]
+MANAGER_PORT: Final = 8000
+AGENT_PORTS: Final = range(8100, 9000)
+DEFAULT_IDLE_SECONDS: Final = 600.0
+
+
+def port_for(name: str) -> int:
+    """A stable port in 8100-8999 from the name, so bookmarks survive restarts."""
+    if name == MANAGER:
+        return MANAGER_PORT
+    digest = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+    return AGENT_PORTS.start + digest % len(AGENT_PORTS)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    name: str
+    role: Role
+    socket: Path
+    state_dir: Path
+    claude_dir: Path
+    listen: str
+    port: int
+    model_file: Path
+    engine: str = "claude"
+    idle_seconds: float = DEFAULT_IDLE_SECONDS
+
+    @property
+    def history_db(self) -> Path:
+        return self.state_dir / "history.db"
+
+    @property
+    def session_file(self) -> Path:
+        return self.state_dir / "session-id"
+
+
+def resolve(
+    *,
+    name: str | None,
+    role: Role,
+    socket: str | None = None,
+    state: str | None = None,
+    claude_dir: str | None = None,
+    listen: str | None = None,
+    port: int | None = None,
+    engine: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> AgentSettings:
+    env = os.environ if env is None else env
+    chosen = name or env.get("HYPERHIVE_AGENT_NAME") or (MANAGER if role == "manager" else "")
+    chosen = validate_agent_name(chosen) if chosen != MANAGER else chosen
+    state_dir = Path(state or env.get("HYPERHIVE_AGENT_STATE") or "/state")
+    env_port = env.get("HYPERHIVE_AGENT_PORT")
+    return AgentSettings(
+        name=chosen,
+        role=role,
+        socket=Path(socket or env.get("HYPERHIVE_AGENT_SOCKET") or "/run/hive/mcp.sock"),
+        state_dir=state_dir,
+        claude_dir=Path(claude_dir or env.get("CLAUDE_CONFIG_DIR") or "/root/.claude"),
+        listen=listen or env.get("HYPERHIVE_AGENT_LISTEN") or "127.0.0.1",
+        port=port if port is not None else int(env_port) if env_port else port_for(chosen),
+        model_file=Path(env.get("HYPERHIVE_MODEL_FILE") or state_dir / "hyperhive-model"),
+        engine=engine or env.get("HYPERHIVE_ENGINE") or "claude",
+        idle_seconds=float(env.get("HYPERHIVE_IDLE_SECONDS") or DEFAULT_IDLE_SECONDS),
+    )

@@ -1,0 +1,88 @@
+"""The hive tools the model uses, answered by the core over the agent's socket.
+
+One definition serves both frontends: the in-process SDK MCP server named
+``hive`` that the Claude engine mounts (the model sees ``mcp__hive__send``),
+and ``hive-ag3nt mcp``, which runs the very same ``mcp`` server over stdio
+for any outside MCP client. Errors from the core reach the model as tool
+errors carrying the core's message.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+from claude_agent_sdk import SdkMcpTool, create_sdk_mcp_server, tool
+from claude_agent_sdk.types import McpSdkServerConfig
+
+from hyperhive.client import Client
+from hyperhive.errors import HiveError
+
+SERVER: Final = "hive"
+MAX_TOOL_WAIT: Final = 300.0
+
+
+def allowed_tools(names: list[str]) -> list[str]:
+    return [f"mcp__{SERVER}__{n}" for n in names]
+
+
+def _text(value: Any, *, error: bool = False) -> dict[str, Any]:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    answer: dict[str, Any] = {"content": [{"type": "text", "text": text}]}
+    if error:
+        answer["is_error"] = True
+    return answer
+
+
+class HiveTools:
+    """Tool handlers bound to one agent's socket (its identity)."""
+
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+
+    async def call(self, op: str, **args: Any) -> dict[str, Any]:
+        # A connection per call: a long recv must not hold up a send.
+        try:
+            async with await Client.connect(self.socket) as client:
+                return _text(await client.call(op, **args))
+        except HiveError as exc:
+            return _text(f"{getattr(exc, 'code', 'error')}: {exc.message}", error=True)
+
+    def definitions(self) -> list[SdkMcpTool[Any]]:
+        @tool(
+            "send",
+            "Send a message to another participant of the hive (an agent, hm1nd, or operator).",
+            {
+                "to": Annotated[str, "recipient name"],
+                "body": Annotated[str, "the message text"],
+            },
+        )
+        async def send(args: dict[str, Any]) -> dict[str, Any]:
+            return await self.call("send", to=args.get("to"), body=args.get("body"))
+
+        @tool(
+            "recv",
+            "Receive your next message, waiting up to `wait` seconds (0 = don't wait). "
+            "Returns null when there is none.",
+            {"wait": Annotated[float, "seconds to wait, 0-300"]},
+        )
+        async def recv(args: dict[str, Any]) -> dict[str, Any]:
+            wait = args.get("wait", 0)
+            if not isinstance(wait, int | float) or isinstance(wait, bool):
+                return _text("bad_request: wait must be a number", error=True)
+            return await self.call("recv", wait=min(max(float(wait), 0.0), MAX_TOOL_WAIT))
+
+        return [send, recv]
+
+    def sdk_server(self) -> McpSdkServerConfig:
+        return create_sdk_mcp_server(SERVER, tools=self.definitions())
+
+
+async def serve_stdio(tools: HiveTools) -> None:
+    """Serve the same tools as a stdio MCP server (``hive-ag3nt mcp``)."""
+    from mcp.server.stdio import stdio_server
+
+    server = tools.sdk_server()["instance"]
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
