@@ -33,8 +33,9 @@ class Running:
         self.harness = harness
         self.history = history
         self.engine = engine
+        # Only this run's events: a restarted agent shares the history.db.
+        self._events = history.subscribe(history.last_id())
         self.task = asyncio.create_task(harness.run())
-        self._events = history.subscribe(0)
 
     async def next_kind(self, kind: str, **match: Any) -> AgentEvent:
         async with asyncio.timeout(WAIT):

@@ -1,8 +1,8 @@
 """A scriptable, in-process fake of the Anthropic Messages API.
 
-The real Claude Code CLI is pointed at it with ``ANTHROPIC_BASE_URL`` (see
-``FakeAnthropic.env``).  Observed CLI behaviour it is shaped around is written
-up in docs/notes/claude-cli-fake-api.md.
+Point the real Claude Code CLI at it with ``FakeAnthropic.env()``; script it
+with e.g. ``Turns(reply_tool_use("mcp__hive__send", {...}), reply_text("done"))``.
+The CLI behaviour it is shaped around: docs/notes/claude-cli-fake-api.md.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, TypeAlias
 
 import uvicorn
@@ -23,8 +22,8 @@ from starlette.types import Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
-_SECRET_HEADERS = frozenset({"x-api-key", "authorization"})
 TOOL_SEARCH = "ToolSearch"
+_SECRET_HEADERS = frozenset({"x-api-key", "authorization"})
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,8 @@ class ToolResult:
 class RecordedRequest:
     method: str
     path: str
-    headers: dict[str, str]
+    query: str
+    headers: dict[str, str]  # API key headers are redacted
     body: dict[str, Any]
 
     @property
@@ -56,64 +56,76 @@ class RecordedRequest:
 
     @property
     def callable_tool_names(self) -> list[str]:
-        """Tools whose schema the model has; deferred ones need ToolSearch first."""
-        return [str(t.get("name")) for t in self.tools if not t.get("defer_loading")]
+        """Tools the model may call now.
+
+        Deferred tools (MCP ones, by default) are absent from ``tools`` until a
+        ToolSearch result names them in a ``tool_reference`` block; from then on
+        the CLI sends them with ``defer_loading: true`` and the real API expands
+        them from that reference.
+        """
+        referenced = {
+            str(ref.get("tool_name"))
+            for block in self._blocks("user", "tool_result")
+            if isinstance(block.get("content"), list)
+            for ref in block["content"]
+            if ref.get("type") == "tool_reference"
+        }
+        return [
+            str(t.get("name"))
+            for t in self.tools
+            if not t.get("defer_loading") or t.get("name") in referenced
+        ]
 
     @property
     def system_text(self) -> str:
         system = self.body.get("system") or ""
-        if isinstance(system, str):
-            return system
-        return "\n".join(str(b.get("text", "")) for b in system)
+        return system if isinstance(system, str) else _content_text(system)
 
     @property
     def messages(self) -> list[dict[str, Any]]:
         return list(self.body.get("messages") or [])
 
+    @property
+    def is_auxiliary(self) -> bool:
+        """True for CLI side requests that are not a step of the agent loop.
+
+        Agent-loop requests always stream and offer tools; the side requests
+        seen (e.g. the ``max_tokens: 1`` "Hi" probe after set_model) do neither.
+        """
+        return self.path != "/v1/messages" or not self.body.get("stream") or not self.tools
+
     def last_user_text(self) -> str:
-        for msg in reversed(self.messages):
-            if msg.get("role") == "user":
-                return _content_text(msg.get("content"))
-        return ""
+        users = [m for m in self.messages if m.get("role") == "user"]
+        return _content_text(users[-1].get("content")) if users else ""
 
     def tool_results(self) -> list[ToolResult]:
-        found: list[ToolResult] = []
-        for msg in self.messages:
-            content = msg.get("content")
-            if msg.get("role") != "user" or not isinstance(content, list):
-                continue
-            for block in content:
-                if block.get("type") == "tool_result":
-                    found.append(
-                        ToolResult(
-                            tool_use_id=str(block.get("tool_use_id")),
-                            text=_content_text(block.get("content")),
-                            is_error=bool(block.get("is_error", False)),
-                        )
-                    )
-        return found
+        return [
+            ToolResult(
+                tool_use_id=str(block.get("tool_use_id")),
+                text=_content_text(block.get("content")),
+                is_error=bool(block.get("is_error", False)),
+            )
+            for block in self._blocks("user", "tool_result")
+        ]
 
     def last_tool_result(self) -> ToolResult | None:
         results = self.tool_results()
         return results[-1] if results else None
 
     def tool_use_name(self, tool_use_id: str) -> str | None:
-        for msg in self.messages:
-            content = msg.get("content")
-            if msg.get("role") == "assistant" and isinstance(content, list):
-                for block in content:
-                    if block.get("type") == "tool_use" and block.get("id") == tool_use_id:
-                        return str(block.get("name"))
+        for block in self._blocks("assistant", "tool_use"):
+            if block.get("id") == tool_use_id:
+                return str(block.get("name"))
         return None
 
-    @property
-    def is_auxiliary(self) -> bool:
-        """True for CLI side requests that are not a turn of the conversation.
-
-        The main agent loop always streams and offers tools; the side requests
-        observed (title / summary generation, probes) do neither.
-        """
-        return self.path != "/v1/messages" or not self.body.get("stream") or not self.tools
+    def _blocks(self, role: str, block_type: str) -> list[dict[str, Any]]:
+        return [
+            block
+            for msg in self.messages
+            if msg.get("role") == role and isinstance(msg.get("content"), list)
+            for block in msg["content"]
+            if block.get("type") == block_type
+        ]
 
 
 def _content_text(content: Any) -> str:
@@ -144,7 +156,13 @@ class ToolUseReply:
 
 @dataclass(frozen=True)
 class ErrorReply:
-    """400s are not retried by the CLI; 429/5xx are, with backoff."""
+    """An HTTP error carrying the API's error JSON.
+
+    The CLI retries 408/429/5xx with backoff unless CLAUDE_CODE_MAX_RETRIES=0
+    (which ``FakeAnthropic.env`` sets).  It answers a 400 by re-sending up to 5
+    more times with fewer betas, and a 404 once more; those consume script
+    steps.  401/403/413/429/500/529 end the turn after a single request.
+    """
 
     status: int
     error_type: str
@@ -153,14 +171,15 @@ class ErrorReply:
 
 @dataclass
 class HangReply:
-    """Streams message_start plus ``partial_text``, then blocks until released.
+    """Streams message_start and ``partial_text``, then blocks until released.
 
-    ``started`` is set once the partial stream is on the wire; ``disconnected``
-    once the client goes away (what an interrupt looks like from the server).
+    ``started`` is set once the partial text is on the wire and
+    ``disconnected`` when the client drops the request (how an interrupt looks
+    from the server); ``release`` finishes the message with ``then_text``.
     """
 
-    partial_text: str = "thinking..."
-    then: TextReply = field(default_factory=lambda: TextReply(" done"))
+    partial_text: str = "working on it"
+    then_text: str = " ...done"
     started: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -175,18 +194,20 @@ def reply_text(text: str) -> TextReply:
     return TextReply(text)
 
 
-def reply_tool_use(name: str, tool_input: dict[str, Any], *, text: str | None = None) -> ToolUseReply:
+def reply_tool_use(
+    name: str, tool_input: dict[str, Any], *, text: str | None = None
+) -> ToolUseReply:
     return ToolUseReply((ToolCall(name, tool_input),), text)
 
 
 def reply_error(
-    status: int = 400, error_type: str = "invalid_request_error", message: str = "fake error"
+    status: int = 500, error_type: str = "api_error", message: str = "fake error"
 ) -> ErrorReply:
     return ErrorReply(status, error_type, message)
 
 
 def tool_search_reply(names: list[str]) -> ToolUseReply:
-    # The CLI accepts "select:A,B"; max_results is required by its schema.
+    # The form the CLI's own prompt recommends; its schema requires max_results.
     query = "select:" + ",".join(names)
     return reply_tool_use(TOOL_SEARCH, {"query": query, "max_results": len(names)})
 
@@ -196,13 +217,12 @@ def needs_tool_search(request: RecordedRequest, name: str) -> bool:
 
 
 class Turns:
-    """A script that plays ``steps`` in order, one per main-loop request.
+    """A script playing ``steps`` in order, one per agent-loop request.
 
-    Auxiliary requests get ``auxiliary`` and do not consume a step.  When a step
-    calls a tool the CLI has deferred, a ToolSearch call that loads it is sent
-    first and the step is replayed on the next request (a callable step is
-    therefore invoked twice).  Once exhausted it answers with a 400 so the CLI
-    run ends with an error result instead of hanging.
+    Auxiliary requests get ``auxiliary`` and consume no step.  When a step calls
+    a tool the CLI has deferred, a ToolSearch call loading it goes out first and
+    the step is replayed on the next request (so a callable step runs twice).
+    Once exhausted it answers 500, ending the CLI turn with an error result.
     """
 
     def __init__(
@@ -215,20 +235,24 @@ class Turns:
         self.auxiliary: Reply = auxiliary or TextReply("fake auxiliary reply")
         self.auto_tool_search = auto_tool_search
         self.played: list[Reply] = []
+        self._searched = False
 
     async def __call__(self, request: RecordedRequest) -> Reply:
         if request.is_auxiliary:
             return self.auxiliary
         if not self.steps:
-            return ErrorReply(400, "invalid_request_error", "fake-anthropic: script exhausted")
+            return ErrorReply(500, "api_error", "fake-anthropic: script exhausted")
         step = self.steps[0]
         reply = step if isinstance(step, _REPLY_TYPES) else await _resolve(step, request)
-        if self.auto_tool_search and isinstance(reply, ToolUseReply):
+        if self.auto_tool_search and isinstance(reply, ToolUseReply) and not self._searched:
             missing = [c.name for c in reply.calls if needs_tool_search(request, c.name)]
             if missing:
-                search = tool_search_reply(missing)
-                self.played.append(search)
-                return search
+                # Once per step: should the CLI still not list the tool, the
+                # real call then fails visibly instead of searching forever.
+                self._searched = True
+                self.played.append(tool_search_reply(missing))
+                return self.played[-1]
+        self._searched = False
         self.steps.pop(0)
         self.played.append(reply)
         return reply
@@ -236,27 +260,29 @@ class Turns:
 
 async def _resolve(script: Script, request: RecordedRequest) -> Reply:
     reply = script(request)
-    if inspect.isawaitable(reply):
-        reply = await reply
-    return reply
+    return await reply if inspect.isawaitable(reply) else reply
 
 
-def _sse(event: str, data: dict[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+def _sse(event: str, **data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps({'type': event, **data})}\n\n".encode()
 
 
 class FakeAnthropic:
-    """``async with FakeAnthropic(script) as api:`` serves on ``api.base_url``."""
+    """``async with FakeAnthropic(script) as api:`` serves on ``api.base_url``.
+
+    ``script`` may be swapped between turns; it defaults to an empty ``Turns``.
+    """
 
     def __init__(self, script: Script | None = None) -> None:
         self.script: Script = script or Turns()
         self.requests: list[RecordedRequest] = []
+        self.script_errors: list[Exception] = []
+        self.port = 0
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
         self._hangs: list[HangReply] = []
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
-        self.port = 0
 
     @property
     def base_url(self) -> str:
@@ -267,6 +293,8 @@ class FakeAnthropic:
             "ANTHROPIC_BASE_URL": self.base_url,
             "ANTHROPIC_API_KEY": "sk-ant-fake-key",
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            # Otherwise a scripted 5xx is retried with backoff for minutes.
+            "CLAUDE_CODE_MAX_RETRIES": "0",
         }
 
     @property
@@ -274,31 +302,30 @@ class FakeAnthropic:
         return [r for r in self.requests if not r.is_auxiliary]
 
     async def wait_for_request(
-        self, predicate: Callable[[RecordedRequest], bool], timeout: float = 30.0
+        self, predicate: Callable[[RecordedRequest], bool]
     ) -> RecordedRequest:
+        """The newest matching request, once there is one; callers bound the wait."""
+
         def match() -> RecordedRequest | None:
             return next((r for r in reversed(self.requests) if predicate(r)), None)
 
         async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: match() is not None), timeout)
-            found = match()
-            assert found is not None
-            return found
+            await self._changed.wait_for(lambda: match() is not None)
+        found = match()
+        assert found is not None
+        return found
 
     async def start(self) -> None:
-        # Binding before serving means the port is known and connections queue
-        # in the backlog even before uvicorn's accept loop is running.
+        # Bound before uvicorn runs, so the port is known at once and early
+        # connections wait in the backlog instead of being refused.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         sock.listen(64)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self._app,
-            interface="asgi3",
-            lifespan="off",
-            log_level="warning",
+            self._app, interface="asgi3", lifespan="off", log_level="warning",
             timeout_graceful_shutdown=2,
-        )
+        )  # fmt: skip
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
 
@@ -313,13 +340,12 @@ class FakeAnthropic:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+        # A failed assertion inside a script would otherwise only surface as a
+        # puzzling "API Error: 500" in the CLI's output.
+        if exc_info[1] is None and self.script_errors:
+            raise self.script_errors[0]
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -336,20 +362,28 @@ class FakeAnthropic:
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = {"_raw": raw.decode(errors="replace")}
-        headers = {
-            k.decode(): ("<redacted>" if k.decode() in _SECRET_HEADERS else v.decode())
-            for k, v in scope["headers"]
-        }
-        request = RecordedRequest(scope["method"], scope["path"], headers, body)
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        headers.update({k: "<redacted>" for k in _SECRET_HEADERS & headers.keys()})
+        request = RecordedRequest(
+            scope["method"], scope["path"], scope["query_string"].decode(), headers, body
+        )
         async with self._changed:
             self.requests.append(request)
             self._changed.notify_all()
 
-        if request.method == "POST" and request.path == "/v1/messages/count_tokens":
-            await _send_json(send, 200, {"input_tokens": len(raw) // 4})
-        elif request.method == "POST" and request.path == "/v1/messages":
-            reply = await _resolve(self.script, request)
+        route = (request.method, request.path)
+        if route == ("POST", "/v1/messages"):
+            try:
+                reply = await _resolve(self.script, request)
+            except Exception as exc:  # noqa: BLE001 - re-raised by __aexit__
+                self.script_errors.append(exc)
+                reply = ErrorReply(500, "api_error", f"fake-anthropic script raised {exc!r}")
             await self._answer(request, reply, receive, send)
+        elif route == ("POST", "/v1/messages/count_tokens"):
+            await _send_json(send, 200, {"input_tokens": len(raw) // 4})
+        elif request.path == "/api/hello":
+            # Connectivity check; only sent when nonessential traffic is allowed.
+            await _send_json(send, 200, {"message": "hello"})
         else:
             log.warning("fake-anthropic: unhandled %s %s", request.method, request.path)
             error = {"type": "not_found_error", "message": f"no route {request.path}"}
@@ -362,37 +396,50 @@ class FakeAnthropic:
             error = {"type": reply.error_type, "message": reply.message}
             await _send_json(send, reply.status, {"type": "error", "error": error})
             return
-        msg_id = f"msg_fake_{next(self._ids):04d}"
         blocks = self._blocks(reply)
         stop_reason = "tool_use" if isinstance(reply, ToolUseReply) else "end_turn"
+        message = {
+            "id": f"msg_fake_{next(self._ids):04d}",
+            "type": "message",
+            "role": "assistant",
+            "model": request.model or "claude-fake",
+            "content": blocks,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 10, "output_tokens": 5},
+        }
         if not request.body.get("stream"):
-            message = self._message(msg_id, request.model, blocks, stop_reason)
             await _send_json(send, 200, message)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
-            }
-        )
+        headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
 
         async def emit(chunk: bytes) -> None:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-        start = self._message(msg_id, request.model, [], None)
-        await emit(_sse("message_start", {"type": "message_start", "message": start}))
-        await emit(_sse("ping", {"type": "ping"}))
+        start = {**message, "content": [], "stop_reason": None}
+        await emit(_sse("message_start", message=start) + _sse("ping"))
+        streamed = blocks
         if isinstance(reply, HangReply):
             if not await self._hang(reply, emit, receive):
                 return
-        for index, block in enumerate(blocks):
-            for event, data in _block_events(index, block):
-                await emit(_sse(event, data))
-        delta = {"stop_reason": stop_reason, "stop_sequence": None}
-        usage = {"output_tokens": 1 + len(json.dumps(blocks)) // 4}
-        await emit(_sse("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
-        await emit(_sse("message_stop", {"type": "message_stop"}))
+            streamed = []  # _hang streamed the text block itself
+        for index, block in enumerate(streamed):
+            if block["type"] == "tool_use":
+                first = {**block, "input": {}}
+                delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+            else:
+                first = {"type": "text", "text": ""}
+                delta = {"type": "text_delta", "text": block["text"]}
+            await emit(
+                _sse("content_block_start", index=index, content_block=first)
+                + _sse("content_block_delta", index=index, delta=delta)
+                + _sse("content_block_stop", index=index)
+            )
+        end = {"stop_reason": stop_reason, "stop_sequence": None}
+        await emit(
+            _sse("message_delta", delta=end, usage={"output_tokens": 5}) + _sse("message_stop")
+        )
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _hang(
@@ -400,14 +447,13 @@ class FakeAnthropic:
     ) -> bool:
         """Returns False if the client went away while hung."""
         self._hangs.append(hang)
-        text_start = {"type": "text", "text": ""}
-        await emit(_sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                                "content_block": text_start}))
         partial = {"type": "text_delta", "text": hang.partial_text}
-        await emit(_sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                "delta": partial}))
+        await emit(
+            _sse("content_block_start", index=0, content_block={"type": "text", "text": ""})
+            + _sse("content_block_delta", index=0, delta=partial)
+        )
         hang.started.set()
-        # With the body fully read, uvicorn's receive() only returns on disconnect.
+        # With the body fully read, uvicorn's receive() returns only on disconnect.
         released = asyncio.ensure_future(hang.release.wait())
         gone = asyncio.ensure_future(receive())
         done, pending = await asyncio.wait({released, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -416,61 +462,36 @@ class FakeAnthropic:
         if gone in done:
             hang.disconnected.set()
             return False
-        rest = {"type": "text_delta", "text": hang.then.text}
-        await emit(_sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                "delta": rest}))
-        await emit(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        rest = {"type": "text_delta", "text": hang.then_text}
+        await emit(
+            _sse("content_block_delta", index=0, delta=rest) + _sse("content_block_stop", index=0)
+        )
         return True
 
     def _blocks(self, reply: Reply) -> list[dict[str, Any]]:
         if isinstance(reply, TextReply):
             return [{"type": "text", "text": reply.text}]
+        if isinstance(reply, HangReply):
+            # Streamed by _hang itself; only the non-streamed answer uses this.
+            return [{"type": "text", "text": reply.partial_text + reply.then_text}]
+        blocks: list[dict[str, Any]] = []
         if isinstance(reply, ToolUseReply):
-            blocks: list[dict[str, Any]] = []
             if reply.text:
                 blocks.append({"type": "text", "text": reply.text})
-            for call in reply.calls:
-                call_id = call.id or f"toolu_fake_{next(self._ids):04d}"
-                blocks.append(
-                    {"type": "tool_use", "id": call_id, "name": call.name, "input": call.input}
-                )
-            return blocks
-        # A hang's own blocks are streamed by _hang; nothing follows them.
-        return []
-
-    @staticmethod
-    def _message(
-        msg_id: str, model: str | None, blocks: list[dict[str, Any]], stop_reason: str | None
-    ) -> dict[str, Any]:
-        return {
-            "id": msg_id,
-            "type": "message",
-            "role": "assistant",
-            "model": model or "claude-fake",
-            "content": blocks,
-            "stop_reason": stop_reason,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 10, "output_tokens": 1 if stop_reason is None else 5},
-        }
-
-
-def _block_events(index: int, block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    if block["type"] == "tool_use":
-        start = {**block, "input": {}}
-        delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
-    else:
-        start = {"type": "text", "text": ""}
-        delta = {"type": "text_delta", "text": block["text"]}
-    return [
-        ("content_block_start", {"type": "content_block_start", "index": index,
-                                 "content_block": start}),
-        ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}),
-        ("content_block_stop", {"type": "content_block_stop", "index": index}),
-    ]
+            blocks += [
+                {
+                    "type": "tool_use",
+                    "id": call.id or f"toolu_fake_{next(self._ids):04d}",
+                    "name": call.name,
+                    "input": call.input,
+                }
+                for call in reply.calls
+            ]
+        return blocks
 
 
 async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
     body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})

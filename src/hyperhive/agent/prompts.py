@@ -31,3 +31,15 @@ def wake_prompt(me: str, message: dict[str, Any]) -> str:
         "Call mcp__hive__recv to read further messages. "
         "Message ids let you ignore a message you have already handled."
     )
+
+
+def system_prompt(me: str, role: str | None) -> str:
+    """Appended to Claude Code's own system prompt for every agent."""
+    text = (
+        f"You are {me}, one agent in a hyperhive swarm on this host. You wake when a "
+        "message arrives; each wake prompt says who sent it and its id. Talk to other "
+        "participants only with the hive tools: mcp__hive__send(to, body) and "
+        "mcp__hive__recv(wait). The operator (a human) is `operator`; the manager is "
+        "`hm1nd`. Keep replies short and useful; your durable notes belong in /state."
+    )
+    return f"{text}\n\nYour role:\n{role}" if role else text

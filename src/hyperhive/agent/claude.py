@@ -1,0 +1,226 @@
+"""The real engine: Claude Code through ``claude-agent-sdk``'s ``ClaudeSDKClient``.
+
+One long-lived CLI process serves turns while the agent is busy; after
+``idle_seconds`` without a turn it is closed, and the next turn starts a new
+one that resumes the session by the id kept in ``/state/session-id``. The hive
+tools are an in-process SDK MCP server, granted with ``allowed_tools``, never
+by bypassing permissions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeAgentOptions,
+    ClaudeSDKClient,
+    ClaudeSDKError,
+    ResultMessage,
+    SystemMessage,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    UserMessage,
+)
+
+from hyperhive.agent.engine import EngineError, EngineEvent
+from hyperhive.agent.login import Credentials
+from hyperhive.agent.prompts import system_prompt
+from hyperhive.agent.settings import AgentSettings
+from hyperhive.agent.tools import HiveTools, allowed_tools
+
+log = logging.getLogger(__name__)
+AUTH_STATUSES: Final = frozenset({401, 403})
+TOOL_RESULT_LIMIT: Final = 4000
+# Forwarded from the harness's environment into the CLI's; nothing else is
+# chosen for it here (the SDK passes the rest of os.environ through).
+FORWARD_PREFIXES: Final = ("ANTHROPIC_", "CLAUDE_CODE_", "CLAUDE_CONFIG_DIR")
+
+
+class ClaudeEngine:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        tools: HiveTools,
+        credentials: Credentials,
+        *,
+        tool_names: tuple[str, ...] = ("send", "recv"),
+        role: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cli_path: Path | None = None,
+    ) -> None:
+        self._settings = settings
+        self._tools = tools
+        self._credentials = credentials
+        self._tool_names = list(tool_names)
+        self._role = role
+        self._env = dict(os.environ if env is None else env)
+        self._cli_path = cli_path
+        self._client: ClaudeSDKClient | None = None
+        self._model: str | None = None
+        self._session: str | None = self._read_session()
+        self._idle: asyncio.TimerHandle | None = None
+        self._idle_close: asyncio.Task[None] | None = None
+
+    @property
+    def session_id(self) -> str | None:
+        return self._session
+
+    @property
+    def model(self) -> str | None:
+        return self._model
+
+    def _read_session(self) -> str | None:
+        try:
+            return self._settings.session_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _remember_session(self, session: str) -> None:
+        if session == self._session:
+            return
+        self._session = session
+        try:
+            self._settings.session_file.parent.mkdir(parents=True, exist_ok=True)
+            self._settings.session_file.write_text(session + "\n")
+        except OSError as exc:
+            log.warning("cannot persist the session id: %s", exc.strerror)
+
+    def _options(self) -> ClaudeAgentOptions:
+        env = {k: v for k, v in self._env.items() if k.startswith(FORWARD_PREFIXES)}
+        env |= self._credentials.engine_env()
+        env["CLAUDE_CONFIG_DIR"] = str(self._settings.claude_dir)
+        self._settings.state_dir.mkdir(parents=True, exist_ok=True)
+        return ClaudeAgentOptions(
+            system_prompt={
+                "type": "preset",
+                "preset": "claude_code",
+                "append": system_prompt(self._settings.name, self._role),
+            },
+            mcp_servers={"hive": self._tools.sdk_server()},
+            allowed_tools=allowed_tools(self._tool_names),
+            resume=self._session,
+            model=self._model,
+            env=env,
+            cwd=self._settings.state_dir,
+            cli_path=self._cli_path,
+        )
+
+    async def _connected(self) -> ClaudeSDKClient:
+        if self._client is None:
+            client = ClaudeSDKClient(self._options())
+            try:
+                await client.connect()
+            except ClaudeSDKError as exc:
+                raise EngineError(f"cannot start Claude Code: {exc}") from exc
+            self._client = client
+        return self._client
+
+    async def turn(self, prompt: str) -> AsyncIterator[EngineEvent]:
+        if self._idle is not None:
+            self._idle.cancel()
+        client = await self._connected()
+        try:
+            await client.query(prompt)
+            async for message in client.receive_response():
+                for event in self._translate(message):
+                    yield event
+        except ClaudeSDKError as exc:
+            # The CLI died or spoke nonsense: drop it, the next turn resumes.
+            await self.close()
+            raise EngineError(f"Claude Code failed: {exc}") from exc
+        finally:
+            self._idle = asyncio.get_running_loop().call_later(
+                self._settings.idle_seconds, self._close_when_idle
+            )
+
+    def _close_when_idle(self) -> None:
+        # Keep a reference: a task nobody holds may be collected mid-close.
+        self._idle_close = asyncio.get_running_loop().create_task(self.close())
+
+    def _translate(self, message: object) -> list[EngineEvent]:
+        if isinstance(message, SystemMessage):
+            data = {"subtype": message.subtype}
+            for key in ("session_id", "model", "cwd"):
+                if key in message.data:
+                    data[key] = message.data[key]
+            if "session_id" in message.data:
+                self._remember_session(str(message.data["session_id"]))
+            return [EngineEvent("system", data)]
+        if isinstance(message, AssistantMessage):
+            return [e for block in message.content if (e := _assistant_block(block))]
+        if isinstance(message, UserMessage) and isinstance(message.content, list):
+            return [
+                EngineEvent(
+                    "tool_result",
+                    {
+                        "tool_use_id": b.tool_use_id,
+                        "content": _flatten(b.content)[:TOOL_RESULT_LIMIT],
+                        "is_error": bool(b.is_error),
+                    },
+                )
+                for b in message.content
+                if isinstance(b, ToolResultBlock)
+            ]
+        if isinstance(message, ResultMessage):
+            self._remember_session(message.session_id)
+            usage: dict[str, Any] = message.usage or {}
+            return [
+                EngineEvent(
+                    "result",
+                    {
+                        "is_error": message.is_error,
+                        "subtype": message.subtype,
+                        "text": message.result or message.subtype,
+                        "cost_usd": message.total_cost_usd,
+                        "input_tokens": usage.get("input_tokens"),
+                        "output_tokens": usage.get("output_tokens"),
+                        "duration_ms": message.duration_ms,
+                        "session_id": message.session_id,
+                        "permission_denials": message.permission_denials or [],
+                        "auth_error": message.api_error_status in AUTH_STATUSES,
+                    },
+                )
+            ]
+        return []
+
+    async def interrupt(self) -> None:
+        if self._client is not None:
+            await self._client.interrupt()
+
+    async def set_model(self, model: str | None) -> None:
+        self._model = model
+        if self._client is not None:
+            await self._client.set_model(model)
+
+    async def close(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(ClaudeSDKError, OSError):
+                await client.disconnect()
+
+
+def _assistant_block(block: object) -> EngineEvent | None:
+    if isinstance(block, TextBlock):
+        return EngineEvent("assistant", {"text": block.text})
+    if isinstance(block, ToolUseBlock):
+        return EngineEvent("tool_use", {"id": block.id, "name": block.name, "input": block.input})
+    return None
+
+
+def _flatten(content: str | list[dict[str, Any]] | None) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(str(part.get("text", part)) for part in content)

@@ -1,0 +1,194 @@
+"""The harness with the real Claude Code CLI (bundled in claude-agent-sdk) against
+the scripted fake Messages API, and a real in-process core over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hyperhive.agent.claude import ClaudeEngine
+from hyperhive.agent.control import AgentEvent
+from hyperhive.agent.harness import Harness
+from hyperhive.agent.history import History
+from hyperhive.agent.login import Credentials
+from hyperhive.agent.settings import AgentSettings
+from hyperhive.agent.tools import HiveTools
+from hyperhive.client import Client
+from hyperhive.core.hive import Hive
+from support.fake_anthropic import FakeAnthropic, HangReply, Turns, reply_text, reply_tool_use
+
+WAIT = 60.0
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeAnthropic]:
+    async with FakeAnthropic() as fake:
+        yield fake
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, env: dict[str, str]) -> None:
+        credentials = Credentials(settings.claude_dir, env)
+        self.engine = ClaudeEngine(settings, HiveTools(settings.socket), credentials, env=env)
+        self.history = History(settings.history_db, secrets=credentials.secrets)
+        self.harness = Harness(settings, self.engine, self.history, credentials)
+        # Only this run's events: a restarted agent shares the history.db.
+        self._events = self.history.subscribe(self.history.last_id())
+        self.task = asyncio.create_task(self.harness.run())
+
+    async def next_kind(self, kind: str, **match: Any) -> AgentEvent:
+        async with asyncio.timeout(WAIT):
+            async for event in self._events:
+                if event.kind == kind and all(event.data.get(k) == v for k, v in match.items()):
+                    return event
+        raise AssertionError(f"history ended before a {kind} event")
+
+    async def stop(self) -> None:
+        self.harness.stop()
+        await asyncio.wait_for(self.task, WAIT)
+        await self._events.aclose()  # type: ignore[attr-defined]
+        self.history.close()
+
+
+@pytest.fixture
+async def alice(hive: Hive, short_dir: Path) -> AgentSettings:
+    await hive.add_agent("alice", ["bob", "operator"])
+    await hive.add_agent("bob", None)
+    base = short_dir / "alice"
+    return AgentSettings(
+        name="alice",
+        role="agent",
+        socket=hive.socket_path(hive.registry.get("alice")),
+        state_dir=base / "state",
+        claude_dir=base / "claude",
+        listen="127.0.0.1",
+        port=0,
+        model_file=base / "state" / "hyperhive-model",
+    )
+
+
+def cli_env(api: FakeAnthropic, settings: AgentSettings) -> dict[str, str]:
+    home = settings.claude_dir.parent / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    return {**api.env(), "HOME": str(home), "PATH": "/usr/bin:/bin"}
+
+
+async def test_a_message_makes_claude_call_the_hive_send_tool(
+    hive: Hive, alice: AgentSettings, api: FakeAnthropic
+) -> None:
+    api.script = Turns(
+        reply_tool_use("mcp__hive__send", {"to": "bob", "body": "hello bob"}),
+        reply_text("told bob"),
+    )
+    agent = Agent(alice, cli_env(api, alice))
+    try:
+        async with await Client.connect(hive.config.host_socket) as op:
+            await op.call("send", to="alice", body="please greet bob")
+        used = await agent.next_kind("tool_use", name="mcp__hive__send")
+        assert used.data["input"] == {"to": "bob", "body": "hello bob"}
+        result = await agent.next_kind("tool_result")
+        assert result.data["is_error"] is False and '"from": "alice"' in result.data["content"]
+        end = await agent.next_kind("turn_end")
+        assert end.data["ok"] is True and end.data["session_id"]
+    finally:
+        await agent.stop()
+    assert [(m.sender, m.body) for m in hive.broker.history("bob", 5)] == [("alice", "hello bob")]
+    wake = api.turn_requests[0].last_user_text()
+    assert "please greet bob" in wake and "from operator" in wake
+    assert "You are alice" in api.turn_requests[0].system_text
+
+
+async def test_a_core_refusal_reaches_the_model_as_a_tool_error(
+    hive: Hive, alice: AgentSettings, api: FakeAnthropic
+) -> None:
+    api.script = Turns(
+        reply_tool_use("mcp__hive__send", {"to": "hm1nd", "body": "not on my list"}),
+        reply_text("ok"),
+    )
+    agent = Agent(alice, cli_env(api, alice))
+    try:
+        await agent.harness.prompt("message the manager")
+        used = await agent.next_kind("tool_use", name="mcp__hive__send")
+        result = await agent.next_kind("tool_result", tool_use_id=used.data["id"])
+        assert result.data["is_error"] is True
+        assert "no participant named 'hm1nd'" in result.data["content"]
+        await agent.next_kind("turn_end")
+    finally:
+        await agent.stop()
+    tool_results = api.turn_requests[-1].tool_results()
+    assert tool_results and "hm1nd" in tool_results[-1].text
+
+
+async def test_cancel_stops_a_turn_mid_stream_and_the_next_turn_works(
+    hive: Hive, alice: AgentSettings, api: FakeAnthropic
+) -> None:
+    hang = HangReply()
+    api.script = Turns(hang, reply_text("second answer"))
+    agent = Agent(alice, cli_env(api, alice))
+    try:
+        await agent.harness.prompt("a long task")
+        await asyncio.wait_for(hang.started.wait(), WAIT)
+        assert (await agent.harness.prompt("/cancel")).ok
+        await asyncio.wait_for(hang.disconnected.wait(), WAIT)
+        first = await agent.next_kind("turn_end")
+        assert first.data["ok"] is False
+        await agent.harness.prompt("now something quick")
+        text = await agent.next_kind("assistant", text="second answer")
+        assert text.id > first.id
+        assert (await agent.next_kind("turn_end")).data["ok"] is True
+    finally:
+        await agent.stop()
+
+
+async def test_model_choice_reaches_the_api_and_survives_a_restart(
+    hive: Hive, alice: AgentSettings, api: FakeAnthropic
+) -> None:
+    api.script = Turns(reply_text("one"), reply_text("two"))
+    agent = Agent(alice, cli_env(api, alice))
+    try:
+        assert (await agent.harness.prompt("/model claude-x-test")).ok
+        await agent.harness.prompt("hello")
+        await agent.next_kind("turn_end")
+    finally:
+        await agent.stop()
+    assert api.turn_requests[-1].model == "claude-x-test"
+
+    again = Agent(alice, cli_env(api, alice))  # a new harness, a new CLI process
+    try:
+        await again.harness.prompt("still there?")
+        await again.next_kind("turn_end")
+    finally:
+        await again.stop()
+    assert api.turn_requests[-1].model == "claude-x-test"
+
+
+async def test_clear_starts_a_new_session_and_restarts_resume_the_old_one(
+    hive: Hive, alice: AgentSettings, api: FakeAnthropic
+) -> None:
+    api.script = Turns(reply_text("one"), reply_text("two"), reply_text("three"))
+    agent = Agent(alice, cli_env(api, alice))
+    try:
+        await agent.harness.prompt("first")
+        first = (await agent.next_kind("turn_end")).data["session_id"]
+        await agent.harness.prompt("/clear")
+        await agent.next_kind("turn_end")
+        await agent.harness.prompt("after clear")
+        cleared = (await agent.next_kind("turn_end")).data["session_id"]
+    finally:
+        await agent.stop()
+    assert first and cleared and cleared != first
+    assert alice.session_file.read_text().strip() == cleared
+
+    again = Agent(replace(alice), cli_env(api, alice))
+    try:
+        await again.harness.prompt("resumed?")
+        end = await again.next_kind("turn_end")
+        resumed = end.data["session_id"]
+    finally:
+        await again.stop()
+    assert resumed == cleared
