@@ -39,6 +39,7 @@ from hyperhive.agent.tools import HiveTools, allowed_tools
 log = logging.getLogger(__name__)
 AUTH_STATUSES: Final = frozenset({401, 403})
 TOOL_RESULT_LIMIT: Final = 4000
+MISSING_SESSION: Final = "No conversation found"
 # Forwarded from the harness's environment into the CLI's; nothing else is
 # chosen for it here (the SDK passes the rest of os.environ through).
 FORWARD_PREFIXES: Final = ("ANTHROPIC_", "CLAUDE_CODE_", "CLAUDE_CONFIG_DIR")
@@ -115,13 +116,29 @@ class ClaudeEngine:
 
     async def _connected(self) -> ClaudeSDKClient:
         if self._client is None:
-            client = ClaudeSDKClient(self._options())
             try:
-                await client.connect()
+                self._client = await self._connect()
             except ClaudeSDKError as exc:
-                raise EngineError(f"cannot start Claude Code: {exc}") from exc
-            self._client = client
+                if self._session is None or MISSING_SESSION not in str(exc):
+                    raise EngineError(f"cannot start Claude Code: {exc}") from exc
+                # The transcript is gone (deleted, or never written): start afresh
+                # rather than failing every turn from now on.
+                log.warning("session %s cannot be resumed; starting a new one", self._session)
+                self._forget_session()
+                try:
+                    self._client = await self._connect()
+                except ClaudeSDKError as again:
+                    raise EngineError(f"cannot start Claude Code: {again}") from again
         return self._client
+
+    async def _connect(self) -> ClaudeSDKClient:
+        client = ClaudeSDKClient(self._options())
+        await client.connect()
+        return client
+
+    def _forget_session(self) -> None:
+        self._session = None
+        self._settings.session_file.unlink(missing_ok=True)
 
     async def turn(self, prompt: str) -> AsyncIterator[EngineEvent]:
         if self._idle is not None:
@@ -151,8 +168,6 @@ class ClaudeEngine:
             for key in ("session_id", "model", "cwd"):
                 if key in message.data:
                     data[key] = message.data[key]
-            if "session_id" in message.data:
-                self._remember_session(str(message.data["session_id"]))
             return [EngineEvent("system", data)]
         if isinstance(message, AssistantMessage):
             return [e for block in message.content if (e := _assistant_block(block))]
@@ -170,6 +185,7 @@ class ClaudeEngine:
                 if isinstance(b, ToolResultBlock)
             ]
         if isinstance(message, ResultMessage):
+            # Only a finished turn proves the transcript exists and can be resumed.
             self._remember_session(message.session_id)
             usage: dict[str, Any] = message.usage or {}
             return [

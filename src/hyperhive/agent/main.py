@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Final
@@ -61,9 +62,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 async def serve(settings: AgentSettings) -> int:
-    import uvicorn
-
-    from hyperhive.web.agent_app import check_listen, create_agent_app
+    from hyperhive.web import WebServer, check_listen, create_agent_app
 
     token = os.environ.get("HYPERHIVE_OPERATOR_TOKEN") or None
     check_listen(settings.listen, token)
@@ -74,22 +73,32 @@ async def serve(settings: AgentSettings) -> int:
         ["claude", "setup-token"], {**os.environ, "CLAUDE_CONFIG_DIR": str(settings.claude_dir)}
     )
     harness = Harness(settings, engine, history, credentials, setup_token=setup)
-    app = create_agent_app(harness, token=token)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=settings.listen, port=settings.port, log_level="warning", lifespan="off"
-        )
+    server = WebServer.for_app(
+        create_agent_app(harness, token=token), settings.listen, settings.port
     )
-    loop_task = asyncio.create_task(harness.run())
-    print(
-        f"hive-ag3nt {settings.name} ready: http://{settings.listen}:{settings.port}/", flush=True
-    )
+    web = asyncio.create_task(server.serve())
+    turns = asyncio.create_task(harness.run())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        # uvicorn owns SIGINT/SIGTERM while it serves; when it returns, we stop too.
-        await server.serve()
+        ready = asyncio.create_task(server.ready.wait())
+        await asyncio.wait({ready, web}, return_when=asyncio.FIRST_COMPLETED)
+        if web.done():
+            ready.cancel()
+            raise HiveError(f"cannot serve on {settings.listen}:{settings.port}")
+        print(f"{settings.name} ready: http://{settings.listen}:{server.port}/", flush=True)
+        await asyncio.wait(
+            {asyncio.create_task(stop.wait()), web, turns}, return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
+        # Drain: stop taking turns (an unfinished turn's message stays unacked
+        # and comes back), then close the page and its streams.
         harness.stop()
-        await loop_task
+        await turns
+        server.should_exit = True
+        await web
         history.close()
     return 0
 

@@ -1,0 +1,235 @@
+"""One agent's live web page (DESIGN §6), built only on :class:`AgentControl`.
+
+``create_agent_app(control)`` gives a Starlette app: the page, its static files, a status
+and history API, an SSE tail, and the operator's actions (prompt, cancel, login). The
+harness serves it with :class:`hyperhive.web.server.WebServer`, which ends the SSE streams
+on shutdown.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from functools import cache
+from importlib.resources import files
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from hyperhive.agent.control import AgentControl, CommandResult
+from hyperhive.errors import ClientError
+from hyperhive.web.security import (
+    PAGE_CSP,
+    SECURITY_HEADERS,
+    TokenGate,
+    csrf_refusal,
+    new_csrf_token,
+)
+from hyperhive.web.sse import HEARTBEAT_S, StreamHub, event_stream, status_wire
+
+MAX_FIELD_BYTES = 256 * 1024
+MAX_BODY_BYTES = 4 * MAX_FIELD_BYTES  # JSON escaping can quadruple a field on the wire
+BACKFILL_LIMIT = 500
+HISTORY_MAX_LIMIT = 1000
+STATIC_TYPES = {
+    "hive.css": "text/css; charset=utf-8",
+    "agent.js": "text/javascript; charset=utf-8",
+}
+
+logger = logging.getLogger(__name__)
+
+
+class BadInput(Exception):
+    """The request was malformed; answered 400 before anything is called."""
+
+
+@cache
+def static_text(name: str) -> str:
+    return files("hyperhive.web").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def create_agent_app(
+    control: AgentControl, *, token: str | None = None, heartbeat: float = HEARTBEAT_S
+) -> Starlette:
+    """The agent page app. ``token``: the operator token (required off loopback)."""
+    csrf = new_csrf_token()
+    hub = StreamHub()
+
+    async def page(request: Request) -> Response:
+        name = html.escape(control.status().name)
+        body = static_text("agent.html").replace("{{name}}", name).replace("{{csrf}}", csrf)
+        headers = {**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP}
+        headers["Cache-Control"] = "no-store"
+        return HTMLResponse(body, headers=headers)
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC_TYPES:
+            return Response("not found", status_code=404, media_type="text/plain")
+        headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+        return Response(static_text(name), media_type=STATIC_TYPES[name], headers=headers)
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(status_wire(control.status()), headers={"Cache-Control": "no-store"})
+
+    async def history(request: Request) -> Response:
+        try:
+            after = _int_param(request.query_params.get("after"), "after", 0, None)
+            limit = _int_param(request.query_params.get("limit"), "limit", 1, HISTORY_MAX_LIMIT)
+        except BadInput as exc:
+            return _answer(False, str(exc), 400)
+        events = control.history(after, limit if limit is not None else BACKFILL_LIMIT)
+        return JSONResponse([event.to_wire() for event in events])
+
+    async def events(request: Request) -> Response:
+        try:
+            after = _int_param(request.headers.get("last-event-id"), "Last-Event-ID", 0, None)
+            if after is None:
+                after = _int_param(request.query_params.get("after"), "after", 0, None)
+        except BadInput as exc:
+            return _answer(False, str(exc), 400)
+        if after is None:
+            # A fresh page: start just before the newest events, so the tail is backfilled
+            # and subscribe() always gets an explicit position.
+            recent = control.history(None, BACKFILL_LIMIT)
+            after = recent[0].id - 1 if recent else 0
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        stream = event_stream(control, after, hub, heartbeat)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+    async def prompt(request: Request) -> Response:
+        return await _act(request, csrf, "text", lambda text: control.prompt(text))
+
+    async def cancel(request: Request) -> Response:
+        return await _act(request, csrf, None, lambda _: control.cancel())
+
+    async def login_key(request: Request) -> Response:
+        return await _act(request, csrf, "key", control.save_api_key, secret=True)
+
+    async def setup_start(request: Request) -> Response:
+        return await _act(request, csrf, None, lambda _: control.start_setup_token())
+
+    async def setup_finish(request: Request) -> Response:
+        return await _act(request, csrf, "code", control.finish_setup_token, secret=True)
+
+    routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/static/{name}", static, methods=["GET"]),
+        Route("/api/status", status, methods=["GET"]),
+        Route("/api/history", history, methods=["GET"]),
+        Route("/events", events, methods=["GET"]),
+        Route("/api/prompt", prompt, methods=["POST"]),
+        Route("/api/cancel", cancel, methods=["POST"]),
+        Route("/api/login/key", login_key, methods=["POST"]),
+        Route("/api/login/setup-token/start", setup_start, methods=["POST"]),
+        Route("/api/login/setup-token/finish", setup_finish, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(TokenGate, token=token)])
+    app.state.streams = hub
+    app.state.csrf = csrf
+    return app
+
+
+async def _act(
+    request: Request,
+    csrf: str,
+    field: str | None,
+    call: Callable[[str], Awaitable[CommandResult]],
+    *,
+    secret: bool = False,
+) -> Response:
+    """Check CSRF and input, then make one control call and answer ``{ok, message}``."""
+    refusal = csrf_refusal(request, csrf)
+    if refusal is not None:
+        return _answer(False, refusal, 403)
+    value = ""
+    try:
+        if field is not None:
+            value = _field(await _read_fields(request), field, strip=secret)
+    except BadInput as exc:
+        return _answer(False, str(exc), 400)
+    try:
+        result = await call(value)
+    except ClientError as exc:
+        return _answer(False, _redact(exc.message, value if secret else None), 400)
+    except Exception as exc:  # noqa: BLE001  (the message may hold the secret: log the type)
+        logger.error("%s failed: %s", request.url.path, type(exc).__name__)
+        return _answer(False, "internal error (see the harness log)", 500)
+    message = _redact(result.message, value if secret else None)
+    return _answer(result.ok, message, 200)
+
+
+async def _read_fields(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BadInput(f"request body too large (limit {MAX_BODY_BYTES} bytes)")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BadInput(f"request body too large (limit {MAX_BODY_BYTES} bytes)")
+        chunks.append(chunk)
+    try:
+        body = b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput("request body is not UTF-8") from exc
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind == "application/json":
+        try:
+            fields = json.loads(body)
+        except ValueError as exc:
+            raise BadInput("request body is not valid JSON") from exc
+        if not isinstance(fields, dict):
+            raise BadInput("JSON body must be an object")
+        return fields
+    if kind == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(body, keep_blank_values=True))
+    raise BadInput("send application/json or application/x-www-form-urlencoded")
+
+
+def _field(fields: dict[str, Any], name: str, *, strip: bool) -> str:
+    if name not in fields:
+        raise BadInput(f"missing field {name!r}")
+    value = fields[name]
+    if not isinstance(value, str):
+        raise BadInput(f"field {name!r} must be a string")
+    if strip:
+        value = value.strip()  # pasted keys and codes often carry a newline
+    if not value.strip():
+        raise BadInput(f"field {name!r} is empty")
+    if len(value.encode("utf-8")) > MAX_FIELD_BYTES:
+        raise BadInput(f"field {name!r} is over {MAX_FIELD_BYTES // 1024} KiB")
+    if "\x00" in value:
+        raise BadInput(f"field {name!r} contains a NUL character")
+    return value
+
+
+def _int_param(raw: str | None, name: str, low: int, high: int | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadInput(f"{name} must be a non-negative integer")
+    value = int(raw)
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise BadInput(f"{name} must be {bound}")
+    return value
+
+
+def _redact(message: str, secret: str | None) -> str:
+    # The harness promises never to echo a secret; this makes sure the web layer doesn't.
+    if secret:
+        return message.replace(secret, "[redacted]")
+    return message
+
+
+def _answer(ok: bool, message: str, status: int) -> JSONResponse:
+    return JSONResponse({"ok": ok, "message": message}, status_code=status)
