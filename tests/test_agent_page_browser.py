@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -26,8 +25,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WAIT_MS = 5000
-
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs /usr/bin/chromium")
 
 
 @dataclass
