@@ -7,7 +7,7 @@ scripted one for tests that are about the harness, not about Claude Code.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,3 +53,48 @@ class Engine(Protocol):
     async def close(self) -> None:
         """Release the engine's process (idle timeout, shutdown); resumable later."""
         ...
+
+
+class DeferredEngine:
+    """Builds the real engine on first use, so an agent that has not run a turn
+    yet does not carry the engine's imports (the Claude SDK: ~45 MiB)."""
+
+    def __init__(self, build: Callable[[], Engine]) -> None:
+        self._build = build
+        self._engine: Engine | None = None
+        self._model: str | None = None
+
+    def _real(self) -> Engine:
+        if self._engine is None:
+            self._engine = self._build()
+        return self._engine
+
+    @property
+    def session_id(self) -> str | None:
+        return self._engine.session_id if self._engine else None
+
+    @property
+    def model(self) -> str | None:
+        return self._engine.model if self._engine else self._model
+
+    async def turn(self, prompt: str) -> AsyncIterator[EngineEvent]:
+        engine = self._real()
+        if self._model is not None:
+            await engine.set_model(self._model)
+            self._model = None
+        async for event in engine.turn(prompt):
+            yield event
+
+    async def interrupt(self) -> None:
+        if self._engine is not None:
+            await self._engine.interrupt()
+
+    async def set_model(self, model: str | None) -> None:
+        if self._engine is None:
+            self._model = model
+        else:
+            await self._engine.set_model(model)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.close()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Final
 
 from hyperhive.agent import settings as agent_settings
-from hyperhive.agent.engine import Engine
+from hyperhive.agent.engine import DeferredEngine, Engine
 from hyperhive.agent.fake_engine import ScriptedEngine
 from hyperhive.agent.harness import Harness
 from hyperhive.agent.history import History
@@ -29,9 +29,12 @@ log = logging.getLogger("hive-ag3nt")
 
 
 def _claude_engine(settings: AgentSettings, credentials: Credentials) -> Engine:
-    from hyperhive.agent.claude import ClaudeEngine
+    def build() -> Engine:
+        from hyperhive.agent.claude import ClaudeEngine
 
-    return ClaudeEngine(settings, HiveTools(settings.socket), credentials)
+        return ClaudeEngine(settings, HiveTools(settings.socket), credentials)
+
+    return DeferredEngine(build)
 
 
 def _fake_engine(settings: AgentSettings, credentials: Credentials) -> Engine:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Final
-
-from claude_agent_sdk import SdkMcpTool, create_sdk_mcp_server, tool
-from claude_agent_sdk.types import McpSdkServerConfig
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from hyperhive.client import Client
 from hyperhive.errors import HiveError
+
+if TYPE_CHECKING:
+    from claude_agent_sdk import SdkMcpTool
+    from claude_agent_sdk.types import McpSdkServerConfig
 
 SERVER: Final = "hive"
 MAX_TOOL_WAIT: Final = 300.0
@@ -50,6 +51,10 @@ class HiveTools:
             return _text(f"{getattr(exc, 'code', 'error')}: {exc.message}", error=True)
 
     def definitions(self) -> list[SdkMcpTool[Any]]:
+        # Imported here: the SDK (and mcp, pydantic) cost ~45 MiB that an
+        # agent which has not yet run a turn should not pay.
+        from claude_agent_sdk import tool
+
         @tool(
             "send",
             "Send a message to another participant of the hive (an agent, hm1nd, or operator).",
@@ -76,6 +81,8 @@ class HiveTools:
         return [send, recv]
 
     def sdk_server(self) -> McpSdkServerConfig:
+        from claude_agent_sdk import create_sdk_mcp_server
+
         return create_sdk_mcp_server(SERVER, tools=self.definitions())
 
 
