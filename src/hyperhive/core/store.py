@@ -41,6 +41,48 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         value INTEGER NOT NULL
     );
     """,
+    """
+    CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('spawn', 'apply_commit')),
+        agent TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        sha TEXT,
+        config TEXT,
+        state TEXT NOT NULL
+            CHECK (state IN ('pending', 'approved', 'applied', 'failed', 'denied')),
+        decided_by TEXT,
+        decision_reason TEXT,
+        error TEXT,
+        created_at REAL NOT NULL,
+        decided_at REAL,
+        finished_at REAL
+    );
+    CREATE INDEX approvals_pending ON approvals (id) WHERE state = 'pending';
+    CREATE TABLE questions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        asker TEXT NOT NULL,
+        question TEXT NOT NULL,
+        options TEXT,
+        multi INTEGER NOT NULL DEFAULT 0,
+        answer TEXT,
+        answered_by TEXT,
+        created_at REAL NOT NULL,
+        answered_at REAL
+    );
+    CREATE TABLE containers (
+        name TEXT PRIMARY KEY,
+        backend TEXT NOT NULL,
+        desired TEXT NOT NULL CHECK (desired IN ('running', 'stopped')),
+        state TEXT NOT NULL,
+        hive_rev TEXT,
+        config_sha TEXT,
+        last_error TEXT,
+        restarts INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

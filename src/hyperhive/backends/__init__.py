@@ -1,0 +1,1 @@
+"""Container backends: turn an agent's applied config into a running container."""

@@ -1,0 +1,92 @@
+"""The backend seam: one small async Protocol every container backend implements.
+
+The lifecycle (``hyperhive.core.lifecycle``) decides *what* should run; a
+backend only knows *how*: nixos-container, bubblewrap, or a plain process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from hyperhive.errors import HiveError
+
+
+class BackendError(HiveError):
+    """A backend operation failed; ``message`` says what the tool answered."""
+
+    code = "backend"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """Everything a backend needs to build and run one agent's container.
+
+    Binds (DESIGN §2): ``socket_dir`` → ``/run/hive``, ``claude_dir`` →
+    ``/root/.claude``, ``state_dir`` → ``/state``, and for the manager only
+    ``agents_dir`` → ``/agents`` (read-write). ``config_dir`` holds the applied
+    ``agent.toml`` (and ``agent.nix``); ``config_sha`` names that tree.
+    """
+
+    name: str
+    role: Literal["agent", "manager"]
+    socket_dir: Path
+    state_dir: Path
+    claude_dir: Path
+    config_dir: Path
+    config_sha: str
+    command: tuple[str, ...]  # the harness, as run inside the container
+    env: Mapping[str, str] = field(default_factory=dict)
+    agents_dir: Path | None = None
+    network: bool = True
+    memory_mb: int | None = None
+    extra_ro_binds: tuple[Path, ...] = ()
+
+    @property
+    def container(self) -> str:
+        return f"h-{self.name}"
+
+
+State = Literal["running", "stopped", "missing"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStatus:
+    state: State
+    pid: int | None = None
+
+
+# Called with (agent name, one line of the container's output).
+OutputSink = Callable[[str, str], None]
+
+
+class Backend(Protocol):
+    name: str
+
+    async def create(self, spec: ContainerSpec) -> None:
+        """Build the container (not started). Creating an existing one is an error."""
+        ...
+
+    async def update(self, spec: ContainerSpec) -> None:
+        """Rebuild an existing container from a new spec (config or rev changed)."""
+        ...
+
+    async def start(self, spec: ContainerSpec, output: OutputSink) -> None:
+        """Start it; its output lines go to ``output``. Starting a running one is a no-op."""
+        ...
+
+    async def wait(self, name: str) -> int:
+        """Return the exit code once the running container's main process ends."""
+        ...
+
+    async def stop(self, name: str) -> None:
+        """Stop it (SIGTERM to its process group, bounded wait, then SIGKILL)."""
+        ...
+
+    async def destroy(self, name: str) -> None:
+        """Stop if running and remove the container for good."""
+        ...
+
+    async def status(self, name: str) -> ContainerStatus: ...
