@@ -95,7 +95,15 @@ def main() -> int:
         "HYPERHIVE_RUN_DIR": str(base / "r"),
     }
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "hyperhive.core.main", "serve", "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "hyperhive.core.main",
+            "serve",
+            "--no-containers",
+            "--log-level",
+            "WARNING",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         start_new_session=True,

@@ -106,7 +106,8 @@ def main() -> int:
         "HYPERHIVE_RUN_DIR": str(base / "r"),
     }
     core = subprocess.Popen(
-        [sys.executable, "-m", "hyperhive.core.main", "serve", "--log-level", "WARNING"],
+        [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers",
+         "--log-level", "WARNING"],
         env=env, stdout=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     agent: subprocess.Popen[bytes] | None = None

@@ -72,6 +72,8 @@ class Daemon:
 
 
 def start_daemon(state_dir: Path, run_dir: Path, *extra: str) -> Daemon:
+    """``extra`` flags for ``serve``; without any, a broker-only core (no containers)."""
+    extra = extra or ("--no-containers",)
     env = {
         **os.environ,
         "HYPERHIVE_STATE_DIR": str(state_dir),

@@ -27,7 +27,14 @@ def test_the_cli_registers_agents_sends_and_lists_messages(daemon: Daemon) -> No
     listed = json.loads(daemon.cli("--json", "agents").stdout)
     assert [(a["name"], a["allow_send"]) for a in listed] == [("alice", ["hm1nd", "bob"])]
     table = daemon.cli("agents").stdout
-    assert table.splitlines()[0].split() == ["NAME", "ROLE", "ALLOW_SEND", "PENDING", "SOCKET"]
+    assert table.splitlines()[0].split() == [
+        "NAME",
+        "ROLE",
+        "STATE",
+        "ALLOW_SEND",
+        "PENDING",
+        "SOCKET",
+    ]
 
     sent = daemon.cli("send", "--to", "alice", "hello alice")
     assert sent.returncode == 0 and "sent #1 to alice" in sent.stdout
@@ -163,7 +170,7 @@ def test_a_second_signal_forces_exit_when_the_drain_is_stuck(daemon: Daemon) -> 
 
 def test_a_second_daemon_on_the_same_run_dir_refuses_to_start(daemon: Daemon) -> None:
     other = subprocess.run(
-        [sys.executable, "-m", "hyperhive.core.main", "serve"],
+        [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers"],
         env={**daemon.env, "HYPERHIVE_STATE_DIR": str(daemon.state_dir.parent / "other")},
         capture_output=True,
         text=True,

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 AUTH_STATUSES: Final = frozenset({401, 403})
 TOOL_RESULT_LIMIT: Final = 4000
 MISSING_SESSION: Final = "No conversation found"
+MANAGER_BUILTINS: Final = ["Read", "Edit", "Write", "Glob", "Grep", "Bash(git:*)"]
 # Forwarded from the harness's environment into the CLI's; nothing else is
 # chosen for it here (the SDK passes the rest of os.environ through).
 FORWARD_PREFIXES: Final = ("ANTHROPIC_", "CLAUDE_CODE_", "CLAUDE_CONFIG_DIR")
@@ -52,7 +53,6 @@ class ClaudeEngine:
         tools: HiveTools,
         credentials: Credentials,
         *,
-        tool_names: tuple[str, ...] = ("send", "recv"),
         role: str | None = None,
         env: Mapping[str, str] | None = None,
         cli_path: Path | None = None,
@@ -60,7 +60,6 @@ class ClaudeEngine:
         self._settings = settings
         self._tools = tools
         self._credentials = credentials
-        self._tool_names = list(tool_names)
         self._role = role
         self._env = dict(os.environ if env is None else env)
         self._cli_path = cli_path
@@ -103,16 +102,25 @@ class ClaudeEngine:
             system_prompt={
                 "type": "preset",
                 "preset": "claude_code",
-                "append": system_prompt(self._settings.name, self._role),
+                "append": system_prompt(
+                    self._settings.name, self._role, manager=self._settings.role == "manager"
+                ),
             },
             mcp_servers={"hive": self._tools.sdk_server()},
-            allowed_tools=allowed_tools(self._tool_names),
+            allowed_tools=self._allowed(),
             resume=self._session,
             model=self._model,
             env=env,
             cwd=self._settings.state_dir,
             cli_path=self._cli_path,
         )
+
+    def _allowed(self) -> list[str]:
+        names = allowed_tools(self._tools.names)
+        if self._settings.role == "manager":
+            # The manager edits and commits agents' configs under /agents.
+            names += MANAGER_BUILTINS
+        return names
 
     async def _connected(self) -> ClaudeSDKClient:
         if self._client is None:

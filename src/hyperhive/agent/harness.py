@@ -76,6 +76,7 @@ class Harness:
             model = None
             text = f"cannot read the saved model from {self._model_file.path}: {exc.strerror}"
             self._history.publish("notice", {"level": "warning", "text": text})
+        model = model or self.settings.default_model
         if model:
             await self.engine.set_model(model)
         self._set_state(logged_in=self.credentials.available())

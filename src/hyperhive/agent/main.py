@@ -32,7 +32,8 @@ def _claude_engine(settings: AgentSettings, credentials: Credentials) -> Engine:
     def build() -> Engine:
         from hyperhive.agent.claude import ClaudeEngine
 
-        return ClaudeEngine(settings, HiveTools(settings.socket), credentials)
+        tools = HiveTools(settings.socket, settings.role)
+        return ClaudeEngine(settings, tools, credentials, role=settings.agent_role)
 
     return DeferredEngine(build)
 
@@ -117,7 +118,7 @@ def run(role: Role, argv: list[str] | None) -> int:
     try:
         if args.command == "mcp":
             settings = agent_settings.resolve(name=args.name, role=role, socket=args.socket)
-            asyncio.run(serve_stdio(HiveTools(settings.socket)))
+            asyncio.run(serve_stdio(HiveTools(settings.socket, role)))
             return 0
         settings = agent_settings.resolve(
             name=args.name,

@@ -33,8 +33,25 @@ def wake_prompt(me: str, message: dict[str, Any]) -> str:
     )
 
 
-def system_prompt(me: str, role: str | None) -> str:
+MANAGER_PROMPT: Final = """You are hm1nd, the manager of this hive. You coordinate the swarm:
+you split work between agents, watch their progress and keep the operator informed.
+Nothing about the swarm's shape changes without the human operator's approval:
+- a new agent: mcp__hive__request_spawn(name, reason, config?) queues a Spawn approval;
+- a config change: edit /agents/<name>/config/agent.toml (role, model, allow_send,
+  [sandbox]) with git, commit, then mcp__hive__request_apply_commit(name, sha, reason);
+  exactly that commit is applied once the operator approves, and the agent restarts.
+Decisions arrive in your inbox as approval_decided events (approved and applied,
+failed, or denied with a reason); a crashed agent arrives as agent_state.
+You may start, kill and restart agents at once (mcp__hive__start/kill/restart);
+destroying one is the operator's alone. When you need a human decision, use
+mcp__hive__ask_operator(question, options?, multi?); the answer arrives later as
+operator_answered. Message agents and the operator with mcp__hive__send."""
+
+
+def system_prompt(me: str, role: str | None, *, manager: bool = False) -> str:
     """Appended to Claude Code's own system prompt for every agent."""
+    if manager:
+        return f"{MANAGER_PROMPT}\n\nYour role:\n{role}" if role else MANAGER_PROMPT
     text = (
         f"You are {me}, one agent in a hyperhive swarm on this host. You wake when a "
         "message arrives; each wake prompt says who sent it and its id. Talk to other "

@@ -38,6 +38,8 @@ class AgentSettings:
     model_file: Path
     engine: str = "claude"
     idle_seconds: float = DEFAULT_IDLE_SECONDS
+    agent_role: str | None = None  # agent.toml's role, appended to the system prompt
+    default_model: str | None = None  # agent.toml's model, unless /model overrides
 
     @property
     def history_db(self) -> Path:
@@ -76,4 +78,6 @@ def resolve(
         model_file=Path(env.get("HYPERHIVE_MODEL_FILE") or state_dir / "hyperhive-model"),
         engine=engine or env.get("HYPERHIVE_ENGINE") or "claude",
         idle_seconds=float(env.get("HYPERHIVE_IDLE_SECONDS") or DEFAULT_IDLE_SECONDS),
+        agent_role=env.get("HYPERHIVE_AGENT_ROLE") or None,
+        default_model=env.get("HYPERHIVE_AGENT_MODEL") or None,
     )

@@ -39,8 +39,17 @@ def _text(value: Any, *, error: bool = False) -> dict[str, Any]:
 class HiveTools:
     """Tool handlers bound to one agent's socket (its identity)."""
 
-    def __init__(self, socket: Path) -> None:
+    def __init__(self, socket: Path, role: str = "agent") -> None:
         self.socket = socket
+        self.role = role
+
+    @property
+    def names(self) -> list[str]:
+        base = ["send", "recv"]
+        if self.role == "manager":
+            base += ["request_spawn", "request_apply_commit", "ask_operator"]
+            base += ["start", "kill", "restart"]
+        return base
 
     async def call(self, op: str, **args: Any) -> dict[str, Any]:
         # A connection per call: a long recv must not hold up a send.
@@ -78,7 +87,82 @@ class HiveTools:
                 return _text("bad_request: wait must be a number", error=True)
             return await self.call("recv", wait=min(max(float(wait), 0.0), MAX_TOOL_WAIT))
 
-        return [send, recv]
+        if self.role != "manager":
+            return [send, recv]
+        return [send, recv, *self._manager_definitions()]
+
+    def _manager_definitions(self) -> list[SdkMcpTool[Any]]:
+        from claude_agent_sdk import tool
+
+        @tool(
+            "request_spawn",
+            "Ask the operator to approve a new agent. `config` is an optional agent.toml "
+            "(role, model, allow_send, [sandbox]). You get approval_decided in your inbox.",
+            {
+                "name": Annotated[str, "1-9 chars: a-z first, then a-z 0-9 -"],
+                "reason": Annotated[str, "why the swarm needs it"],
+                "config": Annotated[str, "agent.toml text, or empty for the default"],
+            },
+        )
+        async def request_spawn(args: dict[str, Any]) -> dict[str, Any]:
+            config = args.get("config") or None
+            return await self.call(
+                "request_spawn", name=args.get("name"), reason=args.get("reason"), config=config
+            )
+
+        @tool(
+            "request_apply_commit",
+            "Ask the operator to apply a commit of /agents/<name>/config (commit it first "
+            "with git). Exactly that commit is applied and the agent restarts on it.",
+            {
+                "name": Annotated[str, "the agent"],
+                "sha": Annotated[str, "the commit"],
+                "reason": Annotated[str, "what changes and why"],
+            },
+        )
+        async def request_apply_commit(args: dict[str, Any]) -> dict[str, Any]:
+            return await self.call(
+                "request_apply_commit",
+                name=args.get("name"),
+                sha=args.get("sha"),
+                reason=args.get("reason"),
+            )
+
+        @tool(
+            "ask_operator",
+            "Ask the human operator a question. With `options` it is a choice (radio, or "
+            "checkboxes with multi=true); without, free text. The answer arrives later in "
+            "your inbox as operator_answered.",
+            {
+                "question": Annotated[str, "the question"],
+                "options": Annotated[list[str], "choices, or [] for free text"],
+                "multi": Annotated[bool, "allow several choices"],
+            },
+        )
+        async def ask_operator(args: dict[str, Any]) -> dict[str, Any]:
+            options = args.get("options") or None
+            return await self.call(
+                "ask_operator",
+                question=args.get("question"),
+                options=options,
+                multi=bool(args.get("multi")),
+            )
+
+        def lifecycle(op: str, text: str) -> SdkMcpTool[Any]:
+            @tool(op, text, {"name": Annotated[str, "the agent"]})
+            async def act(args: dict[str, Any]) -> dict[str, Any]:
+                return await self.call(op, name=args.get("name"))
+
+            return act
+
+        return [
+            request_spawn,
+            request_apply_commit,
+            ask_operator,
+            lifecycle("start", "Start a stopped agent now."),
+            lifecycle("kill", "Stop an agent now (it stays stopped until started)."),
+            lifecycle("restart", "Restart an agent now."),
+        ]
 
     def sdk_server(self) -> McpSdkServerConfig:
         from claude_agent_sdk import create_sdk_mcp_server

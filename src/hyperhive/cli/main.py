@@ -8,10 +8,11 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 from hyperhive import config as hive_config
 from hyperhive.cli import render
+from hyperhive.cli.commands import call
 from hyperhive.client import Client
 from hyperhive.errors import HiveError
 
@@ -24,19 +25,53 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     parser = argparse.ArgumentParser(prog="hive", parents=[common], description="operate a hive")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("status", parents=[common], help="daemon status")
-    agents = sub.add_parser("agents", parents=[common], help="list or add agents")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=text, description=text)
+
+    command("status", "daemon status")
+    agents = command("agents", "list or add agents")
     agents_sub = agents.add_subparsers(dest="agents_command")
     add = agents_sub.add_parser("add", parents=[common], help="register an agent (no container)")
     add.add_argument("name")
     add.add_argument("--allow-send", help="comma-separated names this agent may message")
-    send = sub.add_parser("send", parents=[common], help="message an agent as the operator")
+    send = command("send", "message an agent as the operator")
     send.add_argument("--to", required=True)
     send.add_argument("body", help="the message; '-' reads standard input")
-    messages = sub.add_parser("messages", parents=[common], help="the message log")
+    messages = command("messages", "the message log")
     messages.add_argument("--agent")
     messages.add_argument("--limit", type=int, default=50)
-    sub.add_parser("tail", parents=[common], help="stream messages and core events")
+    command("tail", "stream messages and core events")
+    spawn = command("spawn", "create and start an agent (no approval needed)")
+    spawn.add_argument("name")
+    spawn.add_argument("--config", type=Path, help="an agent.toml to seed its config repo")
+    for name, text in (
+        ("start", "start an agent's container"),
+        ("stop", "stop an agent's container"),
+        ("restart", "restart an agent's container"),
+        ("kill", "stop an agent's container now"),
+    ):
+        command(name, text).add_argument("name")
+    destroy = command("destroy", "stop and remove an agent's container for good")
+    destroy.add_argument("name")
+    destroy.add_argument("--yes", action="store_true", help="really destroy it")
+    destroy.add_argument("--purge", action="store_true", help="also delete its state and configs")
+    command("rebuild", "rebuild containers whose hyperhive rev or config is stale")
+    logs = command("logs", "an agent container's recent output")
+    logs.add_argument("name")
+    logs.add_argument("--lines", type=int, default=200)
+    approvals = command("approvals", "pending and recent approvals")
+    approvals.add_argument("--limit", type=int, default=20)
+    command("approval", "one approval, with its config diff").add_argument("id", type=int)
+    command("approve", "approve a pending request").add_argument("id", type=int)
+    deny = command("deny", "deny a pending request")
+    deny.add_argument("id", type=int)
+    deny.add_argument("--reason", required=True)
+    questions = command("questions", "the manager's questions")
+    questions.add_argument("--limit", type=int, default=20)
+    answer = command("answer", "answer a question (several values for a checkbox question)")
+    answer.add_argument("id", type=int)
+    answer.add_argument("answer", nargs="+")
     return parser
 
 
@@ -48,29 +83,9 @@ async def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
             async for event in client.stream("tail"):
                 out(json.dumps(event) if as_json else render.event(event))
             return 0
-        result, text = await _call(client, args)
+        result, text = await call(client, args)
         out(json.dumps(result, indent=2) if as_json else text(result))
     return 0
-
-
-async def _call(client: Client, args: argparse.Namespace) -> tuple[Any, Callable[[Any], str]]:
-    if args.command == "status":
-        return await client.call("status"), render.status
-    if args.command == "agents":
-        if args.agents_command == "add":
-            allow = args.allow_send.split(",") if args.allow_send is not None else None
-            extra = {"allow_send": [a.strip() for a in allow if a.strip()]} if allow else {}
-            added = await client.call("agent_add", name=args.name, **extra)
-            return added, lambda a: f"added {a['name']} (socket {a['socket']})"
-        return await client.call("agents"), render.agents
-    if args.command == "send":
-        body = sys.stdin.read() if args.body == "-" else args.body
-        sent = await client.call("send", to=args.to, body=body)
-        return sent, lambda m: f"sent #{m['id']} to {m['to']}"
-    if args.command == "messages":
-        extra = {"agent": args.agent} if args.agent else {}
-        return await client.call("messages", limit=args.limit, **extra), render.messages
-    raise HiveError(f"unknown command {args.command!r}")
 
 
 def main(argv: list[str] | None = None) -> int:

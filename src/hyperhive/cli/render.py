@@ -29,9 +29,19 @@ def clock(ts: float) -> str:
 def agents(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no agents"
+
+    def state(a: dict[str, Any]) -> str:
+        c = a.get("container")
+        if not c:
+            return "external"
+        return f"{c['state']} ({c['last_error']})" if c.get("last_error") else str(c["state"])
+
     return table(
-        [(a["name"], a["role"], a["allow_send"], a["pending"], a["socket"]) for a in rows],
-        ("NAME", "ROLE", "ALLOW_SEND", "PENDING", "SOCKET"),
+        [
+            (a["name"], a["role"], state(a), a["allow_send"], a["pending"], a["socket"])
+            for a in rows
+        ],
+        ("NAME", "ROLE", "STATE", "ALLOW_SEND", "PENDING", "SOCKET"),
     )
 
 
@@ -75,3 +85,60 @@ def event(e: dict[str, Any]) -> str:
 def _short(body: str, width: int = 60) -> str:
     flat = body.replace("\n", " ")
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def container(c: dict[str, Any]) -> str:
+    error = f" — {c['last_error']}" if c.get("last_error") else ""
+    return f"{c['name']}: {c.get('state', '?')}{error}"
+
+
+def approvals(a: dict[str, Any]) -> str:
+    def rows(items: list[dict[str, Any]]) -> list[tuple[object, ...]]:
+        return [
+            (x["id"], x["kind"], x["agent"], x["requester"], x["state"], _short(x["reason"], 50))
+            for x in items
+        ]
+
+    headers = ("ID", "KIND", "AGENT", "BY", "STATE", "REASON")
+    parts = ["pending:", table(rows(a["pending"]), headers) if a["pending"] else "  none"]
+    if a["decided"]:
+        parts += ["", "decided:", table(rows(a["decided"]), headers)]
+    return "\n".join(parts)
+
+
+def approval(a: dict[str, Any]) -> str:
+    lines = [
+        f"#{a['id']} {a['kind']} {a['agent']} — {a['state']}",
+        f"requested by {a['requester']}: {a['reason']}",
+    ]
+    if a.get("sha"):
+        lines.append(f"commit {a['sha']}")
+    if a.get("decision_reason"):
+        lines.append(f"decision: {a['decision_reason']}")
+    if a.get("error"):
+        lines.append(f"error: {a['error']}")
+    if "diff" in a:
+        lines += ["", a["diff"] or "(no changes)"]
+    return "\n".join(lines)
+
+
+def decided(a: dict[str, Any]) -> str:
+    error = f": {a['error']}" if a.get("error") else ""
+    return f"approval #{a['id']} {a['state']}{error}"
+
+
+def questions(q: dict[str, Any]) -> str:
+    def line(x: dict[str, Any]) -> str:
+        kind = (
+            "free text" if not x.get("options") else ("choose any" if x["multi"] else "choose one")
+        )
+        opts = f" [{' | '.join(x['options'])}]" if x.get("options") else ""
+        answer = f" → {x['answer']}" if x.get("answer") is not None else ""
+        return f"#{x['id']} {x['asker']}: {x['question']} ({kind}){opts}{answer}"
+
+    parts = (
+        ["pending:", *[line(x) for x in q["pending"]]] if q["pending"] else ["no pending questions"]
+    )
+    if q["answered"]:
+        parts += ["", "answered:", *[line(x) for x in q["answered"]]]
+    return "\n".join(parts)

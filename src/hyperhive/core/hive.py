@@ -1,29 +1,43 @@
-"""The running core: store, registry, broker, bus and sockets, wired together.
+"""The running core: store, registry, broker, bus, sockets and (with a backend)
+the lifecycle of agents' containers, wired together.
 
 :class:`Hive` is built from a resolved :class:`Config`, started, and shut down
-in the reverse order: stop accepting, let requests in flight finish, close.
+in the reverse order: stop accepting, let requests in flight finish, stop the
+containers, close the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sqlite3
 import time
 from pathlib import Path
 
+from hyperhive.backends.base import Backend
 from hyperhive.config import Config
 from hyperhive.core.broker import Broker
 from hyperhive.core.bus import EventBus
+from hyperhive.core.config_repo import ConfigRepos
+from hyperhive.core.containers import forwarded_env, hive_rev
+from hyperhive.core.governance import Governance
+from hyperhive.core.lifecycle import Lifecycle
 from hyperhive.core.registry import AgentRecord, Registry
 from hyperhive.core.server import DRAIN_SECONDS, SocketServer
 from hyperhive.core.store import open_store
+from hyperhive.errors import HiveError
 from hyperhive.names import OPERATOR
 
 log = logging.getLogger(__name__)
 
 
+class ContainersDisabled(HiveError):
+    code = "no_containers"
+
+
 class Hive:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, backend: Backend | None = None) -> None:
         self.config = config
         self.started = time.monotonic()
         self._conn = open_store(config.db_path)
@@ -36,18 +50,44 @@ class Hive:
             max_body=config.max_body,
             lease_seconds=config.lease_seconds,
         )
+        self._lifecycle: Lifecycle | None = None
+        if backend is not None:
+            self._lifecycle = Lifecycle(
+                self,
+                backend,
+                ConfigRepos(config.state_dir),
+                env=forwarded_env(os.environ),
+                rev=hive_rev(),
+            )
+        self.governance = Governance(self)
         self._servers: dict[str, SocketServer] = {}
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self._conn
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        if self._lifecycle is None:
+            raise ContainersDisabled("this hive-c0re runs without a container backend")
+        return self._lifecycle
+
+    @property
+    def has_containers(self) -> bool:
+        return self._lifecycle is not None
 
     def socket_path(self, agent: AgentRecord) -> Path:
         return self.config.agent_socket(agent.name, manager=agent.role == "manager")
 
-    async def start(self) -> None:
+    async def start(self, *, manager: bool = False) -> None:
         self.config.run_dir.mkdir(parents=True, exist_ok=True)
         host = SocketServer(self, self.config.host_socket, OPERATOR, "operator")
         await host.start()
         self._servers[OPERATOR] = host
         for agent in self.registry.all():
             await self._open_agent_socket(agent)
+        if self._lifecycle is not None:
+            await self._lifecycle.boot(manager=manager)
         log.info("hive-c0re up: %d agent(s), host socket %s", len(self._servers) - 1, host.path)
 
     async def add_agent(self, name: object, allow_send: list[str] | None) -> AgentRecord:
@@ -56,15 +96,25 @@ class Hive:
         self.bus.publish({"type": "agent_added", "agent": record.to_wire()})
         return record
 
+    async def remove_agent(self, name: str) -> None:
+        self.registry.remove(name)
+        server = self._servers.pop(name, None)
+        if server is not None:
+            await server.close(grace=1.0)
+        self.bus.publish({"type": "agent_removed", "agent": name})
+
     async def _open_agent_socket(self, agent: AgentRecord) -> None:
         server = SocketServer(self, self.socket_path(agent), agent.name, agent.role)
         await server.start()
         self._servers[agent.name] = server
 
     async def shutdown(self, grace: float = DRAIN_SECONDS) -> None:
-        """Drain: long-polls answer ``null``, streams end, requests in flight finish."""
+        """Drain: long-polls answer ``null``, streams end, requests in flight finish;
+        then the containers stop and the store closes."""
         self.broker.close()
         self.bus.close()
         await asyncio.gather(*(s.close(grace) for s in self._servers.values()))
         self._servers.clear()
+        if self._lifecycle is not None:
+            await self._lifecycle.shutdown()
         self._conn.close()

@@ -28,13 +28,30 @@ def build_parser() -> argparse.ArgumentParser:
         choices=hive_config.BACKENDS,
         help="container backend (env HYPERHIVE_BACKEND; default auto)",
     )
+    serve.add_argument(
+        "--no-manager",
+        action="store_true",
+        default=os.environ.get("HYPERHIVE_NO_MANAGER") == "1",
+        help="do not create or start hm1nd (env HYPERHIVE_NO_MANAGER=1)",
+    )
+    serve.add_argument(
+        "--no-containers",
+        action="store_true",
+        help="broker only: no backend, agents are external participants",
+    )
     serve.add_argument("--log-level", default=os.environ.get("HYPERHIVE_LOG_LEVEL", "INFO"))
     return parser
 
 
-async def serve(config: hive_config.Config) -> int:
-    hive = Hive(config)
-    await hive.start()
+async def serve(config: hive_config.Config, *, manager: bool, containers: bool) -> int:
+    backend = None
+    if containers:
+        from hyperhive.backends.registry import choose
+
+        backend = choose(config.backend, work_dir=config.state_dir / "backend")
+        log.info("container backend: %s", backend.name)
+    hive = Hive(config, backend)
+    await hive.start(manager=manager and containers)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -66,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         config = hive_config.resolve(
             state_dir=args.state_dir, run_dir=args.run_dir, listen=args.listen, backend=args.backend
         )
-        return asyncio.run(serve(config))
+        return asyncio.run(
+            serve(config, manager=not args.no_manager, containers=not args.no_containers)
+        )
     except HiveError as exc:
         print(f"hive-c0re: {exc.message}", file=sys.stderr)
         return 2

@@ -63,9 +63,12 @@ class Args:
             raise BadRequest(f"argument {key!r} must be between {low:g} and {high:g}")
         return float(value)
 
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
+    def integer(self, key: str, default: int | None, low: int, high: int) -> int:
+        """``default=None`` makes the argument required."""
         value = self._get(key)
         if value is None:
+            if default is None:
+                raise BadRequest(f"argument {key!r} is required")
             return default
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadRequest(f"argument {key!r} must be an integer")

@@ -84,6 +84,21 @@ class Registry:
         self._agents[name] = record
         return record
 
+    def set_allow_send(self, name: str, allow_send: Iterable[str]) -> AgentRecord:
+        """The applied config changed whom ``name`` may message."""
+        old = self.get(name)
+        allow = validate_allow_send(list(allow_send))
+        self._conn.execute(
+            "UPDATE agents SET allow_send = ? WHERE name = ?", (json.dumps(list(allow)), name)
+        )
+        self._agents[name] = AgentRecord(name, old.role, allow, old.created_at)
+        return self._agents[name]
+
+    def remove(self, name: str) -> None:
+        self.get(name)
+        self._conn.execute("DELETE FROM agents WHERE name = ?", (name,))
+        del self._agents[name]
+
     def may_send(self, sender: str, recipient: str) -> bool:
         """Operator and manager may message anyone; agents follow their allow-list."""
         if sender == OPERATOR:

@@ -1,40 +1,21 @@
-"""What each socket can ask of the core, by role.
-
-The caller's identity is the socket it came in on (DESIGN §2): the operator on
-``host.sock``, an agent on its own ``mcp.sock``. No op takes a sender from
-the request, and unknown arguments are refused, so nobody speaks for another.
-"""
+"""Messaging ops (every role) and the operator's view of the log and the core."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Final
 
 from hyperhive import __version__
+from hyperhive.core.ops.base import Caller
 from hyperhive.core.protocol import Args
-from hyperhive.errors import Forbidden, UnknownOp
 from hyperhive.names import OPERATOR
 
 if TYPE_CHECKING:
     from hyperhive.core.hive import Hive
 
-Role = Literal["operator", "agent", "manager"]
 MAX_LIMIT: Final = 1000
-
-
-@dataclass(eq=False)
-class Caller:
-    """Who is on the other end of one connection; also the holder of its leases."""
-
-    name: str
-    role: Role
-
-
-Handler = Callable[["Hive", Caller, Args], Awaitable[Any]]
-Streamer = Callable[["Hive", Caller, Args], AsyncIterator[dict[str, Any]]]
 
 
 async def ping(hive: Hive, caller: Caller, args: Args) -> Any:
@@ -92,23 +73,6 @@ async def status(hive: Hive, caller: Caller, args: Args) -> Any:
     }
 
 
-async def agents(hive: Hive, caller: Caller, args: Args) -> Any:
-    args.finish()
-    pending = hive.broker.pending()
-    return [
-        {**a.to_wire(), "socket": str(hive.socket_path(a)), "pending": pending.get(a.name, 0)}
-        for a in hive.registry.all()
-    ]
-
-
-async def agent_add(hive: Hive, caller: Caller, args: Args) -> Any:
-    name = args.raw("name")
-    allow_send = args.text_list("allow_send")
-    args.finish()
-    record = await hive.add_agent(name, allow_send)
-    return {**record.to_wire(), "socket": str(hive.socket_path(record))}
-
-
 async def messages(hive: Hive, caller: Caller, args: Args) -> Any:
     agent = args.opt_text("agent")
     limit = args.integer("limit", 50, 1, MAX_LIMIT)
@@ -132,44 +96,3 @@ async def _bus_events(hive: Hive) -> AsyncIterator[dict[str, Any]]:
             yield {"type": "lagged", "message": "this subscriber fell behind; events were lost"}
     finally:
         hive.bus.unsubscribe(subscription)
-
-
-_AGENT: Final[dict[str, Handler]] = {
-    "ping": ping,
-    "whoami": whoami,
-    "send": send,
-    "recv": recv,
-    "ack": ack,
-    "nack": nack,
-}
-_HOST: Final[dict[str, Handler]] = {
-    **_AGENT,
-    "status": status,
-    "agents": agents,
-    "agent_add": agent_add,
-    "messages": messages,
-}
-HANDLERS: Final[Mapping[Role, Mapping[str, Handler]]] = {
-    "operator": _HOST,
-    "agent": _AGENT,
-    "manager": _AGENT,
-}
-STREAMS: Final[Mapping[Role, Mapping[str, Streamer]]] = {
-    "operator": {"tail": tail},
-    "agent": {},
-    "manager": {},
-}
-_ALL_OPS: Final = frozenset(op for table in (*HANDLERS.values(), *STREAMS.values()) for op in table)
-
-
-def streamer(role: Role, op: str) -> Streamer | None:
-    return STREAMS[role].get(op)
-
-
-def handler(role: Role, op: str) -> Handler:
-    found = HANDLERS[role].get(op)
-    if found is not None:
-        return found
-    if op in _ALL_OPS:
-        raise Forbidden(f"op {op!r} is not available on {role} sockets")
-    raise UnknownOp(f"unknown op {op!r}")

@@ -1,0 +1,126 @@
+"""Each ``hive`` subcommand as one op call and the way its answer is shown."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hyperhive.cli import render
+from hyperhive.client import Client
+from hyperhive.errors import HiveError
+
+Shown = tuple[Any, Callable[[Any], str]]
+
+
+async def call(client: Client, args: argparse.Namespace) -> Shown:
+    command: str = args.command
+    if command in ("start", "stop", "restart", "kill"):
+        return await client.call(command, name=args.name), render.container
+    handler = _COMMANDS.get(command)
+    if handler is None:
+        raise HiveError(f"unknown command {command!r}")
+    return await handler(client, args)
+
+
+async def _status(client: Client, args: argparse.Namespace) -> Shown:
+    return await client.call("status"), render.status
+
+
+async def _agents(client: Client, args: argparse.Namespace) -> Shown:
+    if args.agents_command == "add":
+        extra = {}
+        if args.allow_send is not None:
+            extra["allow_send"] = [a.strip() for a in args.allow_send.split(",") if a.strip()]
+        added = await client.call("agent_add", name=args.name, **extra)
+        return added, lambda a: f"added {a['name']} (socket {a['socket']})"
+    return await client.call("agents"), render.agents
+
+
+async def _send(client: Client, args: argparse.Namespace) -> Shown:
+    body = sys.stdin.read() if args.body == "-" else args.body
+    sent = await client.call("send", to=args.to, body=body)
+    return sent, lambda m: f"sent #{m['id']} to {m['to']}"
+
+
+async def _messages(client: Client, args: argparse.Namespace) -> Shown:
+    extra = {"agent": args.agent} if args.agent else {}
+    return await client.call("messages", limit=args.limit, **extra), render.messages
+
+
+async def _spawn(client: Client, args: argparse.Namespace) -> Shown:
+    extra = {}
+    if args.config is not None:
+        try:
+            extra["config"] = args.config.read_text()
+        except OSError as exc:
+            raise HiveError(f"cannot read {args.config}: {exc.strerror}") from None
+    return await client.call("spawn", name=args.name, **extra), render.container
+
+
+async def _destroy(client: Client, args: argparse.Namespace) -> Shown:
+    if not args.yes:
+        raise HiveError(f"destroy removes h-{args.name} for good; run again with --yes to confirm")
+    done = await client.call("destroy", name=args.name, purge=args.purge)
+    return (
+        done,
+        lambda d: f"destroyed {d['name']}" + (" and purged its state" if d["purged"] else ""),
+    )
+
+
+async def _rebuild(client: Client, args: argparse.Namespace) -> Shown:
+    done = await client.call("rebuild")
+    return done, lambda d: f"rebuilt: {', '.join(d['rebuilt']) or 'nothing was stale'}"
+
+
+async def _logs(client: Client, args: argparse.Namespace) -> Shown:
+    return await client.call("logs", name=args.name, lines=args.lines), "\n".join
+
+
+async def _approvals(client: Client, args: argparse.Namespace) -> Shown:
+    return await client.call("approvals", limit=args.limit), render.approvals
+
+
+async def _approval(client: Client, args: argparse.Namespace) -> Shown:
+    return await client.call("approval", id=args.id), render.approval
+
+
+async def _approve(client: Client, args: argparse.Namespace) -> Shown:
+    return await client.call("approve", id=args.id), render.decided
+
+
+async def _deny(client: Client, args: argparse.Namespace) -> Shown:
+    return await client.call("deny", id=args.id, reason=args.reason), render.decided
+
+
+async def _questions(client: Client, args: argparse.Namespace) -> Shown:
+    return await client.call("questions", limit=args.limit), render.questions
+
+
+async def _answer(client: Client, args: argparse.Namespace) -> Shown:
+    # A checkbox question takes a list; the others one string (words rejoined).
+    listing = await client.call("questions", limit=1)
+    asked = {q["id"]: q for q in listing["pending"]}.get(args.id)
+    multi = bool(asked and asked.get("multi"))
+    given: str | list[str] = list(args.answer) if multi else " ".join(args.answer)
+    answered = await client.call("answer", id=args.id, answer=given)
+    return answered, lambda q: f"answered question #{q['id']}"
+
+
+_COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Shown]]] = {
+    "status": _status,
+    "agents": _agents,
+    "send": _send,
+    "messages": _messages,
+    "spawn": _spawn,
+    "destroy": _destroy,
+    "rebuild": _rebuild,
+    "logs": _logs,
+    "approvals": _approvals,
+    "approval": _approval,
+    "approve": _approve,
+    "deny": _deny,
+    "questions": _questions,
+    "answer": _answer,
+}

@@ -1,0 +1,181 @@
+"""Approvals in sqlite: requests come in, decisions are stored, nothing is lost.
+
+The queue validates requests and stores rows; *what* may happen to an approval
+is decided by :mod:`hyperhive.core.approvals`. Every write of a transition is a
+compare-and-set on the state it came from, so of two people deciding at once
+exactly one wins and the other gets :class:`AlreadyDecided`.
+
+Duplicates: while a request is pending, the same request again (a spawn of the
+same agent, or the same commit for the same agent) is refused with code
+``duplicate`` naming the pending approval, so the operator never sees the same
+decision twice. Applying a *different* commit while one is pending is allowed:
+the operator picks.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from hyperhive.core.agent_config import parse_agent_toml
+from hyperhive.core.approvals import (
+    PREVIOUS_STATE,
+    Approval,
+    ApprovalState,
+    IllegalTransition,
+    Kind,
+    UnknownApproval,
+    already_decided,
+    validate_reason,
+)
+from hyperhive.core.config_tree import normalise_sha
+from hyperhive.errors import BadRequest, ClientError
+from hyperhive.names import OPERATOR, validate_agent_name
+
+MAX_CONFIG: Final = 256 * 1024
+MAX_RECENT: Final = 1000
+COLUMNS: Final = (
+    "id, kind, agent, requester, reason, sha, config, state, decided_by, "
+    "decision_reason, error, created_at, decided_at, finished_at"
+)
+
+
+class DuplicateRequest(ClientError):
+    code = "duplicate"
+
+
+class ApprovalQueue:
+    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
+        self._conn = conn
+        self._clock = clock
+
+    def request_spawn(
+        self, agent: object, requester: object, reason: object, config: str | None
+    ) -> Approval:
+        """Queue a spawn; ``config`` is the new agent's ``agent.toml`` (None: the default)."""
+        agent = validate_agent_name(agent)
+        if config is not None:
+            if not isinstance(config, str):
+                raise BadRequest("config must be the text of an agent.toml")
+            if len(config.encode()) > MAX_CONFIG:
+                raise BadRequest(f"config is over {MAX_CONFIG // 1024} KiB")
+            parse_agent_toml(config)  # refused now, not when the operator approves
+        return self._insert("spawn", agent, requester, reason, None, config)
+
+    def request_apply_commit(
+        self, agent: object, requester: object, reason: object, sha: object
+    ) -> Approval:
+        """Queue applying commit ``sha`` (resolve it to a full sha first: it is shown as is)."""
+        agent = validate_agent_name(agent)
+        sha = normalise_sha(sha)
+        return self._insert("apply_commit", agent, requester, reason, sha, None)
+
+    def get(self, approval_id: object) -> Approval:
+        if not isinstance(approval_id, int) or isinstance(approval_id, bool):
+            raise BadRequest(f"approval id must be an integer (got {approval_id!r})")
+        row = self._conn.execute(
+            f"SELECT {COLUMNS} FROM approvals WHERE id = ?", (approval_id,)
+        ).fetchone()
+        if row is None:
+            raise UnknownApproval(f"no approval with id {approval_id}")
+        return _from_row(row)
+
+    def pending(self) -> list[Approval]:
+        """Every pending approval, oldest first: the order they should be decided in."""
+        rows = self._conn.execute(
+            f"SELECT {COLUMNS} FROM approvals WHERE state = 'pending' ORDER BY id"
+        )
+        return [_from_row(r) for r in rows]
+
+    def recent(self, limit: int = 50) -> list[Approval]:
+        """The ``limit`` newest approvals in any state, newest first."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_RECENT:
+            raise BadRequest(f"limit must be an integer from 1 to {MAX_RECENT}")
+        rows = self._conn.execute(
+            f"SELECT {COLUMNS} FROM approvals ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [_from_row(r) for r in rows]
+
+    def save(self, approval: Approval, previous: ApprovalState | None = None) -> Approval:
+        """Store a transition made by :func:`~hyperhive.core.approvals.transition`.
+
+        The row must still be in ``previous`` (by default the one state the
+        machine reaches ``approval.state`` from); if someone else moved it
+        first, nothing is written and the error says who.
+        """
+        expected = previous if previous is not None else PREVIOUS_STATE.get(approval.state)
+        if expected is None:
+            raise IllegalTransition(f"approval {approval.id} cannot be saved as {approval.state}")
+        cursor = self._conn.execute(
+            "UPDATE approvals SET state = ?, decided_by = ?, decision_reason = ?, error = ?, "
+            "decided_at = ?, finished_at = ? WHERE id = ? AND state = ?",
+            (
+                approval.state,
+                approval.decided_by,
+                approval.decision_reason,
+                approval.error,
+                approval.decided_at,
+                approval.finished_at,
+                approval.id,
+                expected,
+            ),
+        )
+        if cursor.rowcount == 1:
+            return approval
+        current = self.get(approval.id)
+        if expected == "pending":
+            raise already_decided(current)
+        raise IllegalTransition(
+            f"approval {approval.id} is {current.state}, not {expected}; "
+            f"it cannot become {approval.state}"
+        )
+
+    def _insert(
+        self,
+        kind: Kind,
+        agent: str,
+        requester: object,
+        reason: object,
+        sha: str | None,
+        config: str | None,
+    ) -> Approval:
+        if requester != OPERATOR:
+            requester = validate_agent_name(requester)
+        assert isinstance(requester, str)
+        reason = validate_reason(reason)
+        now = self._clock()
+        # BEGIN IMMEDIATE takes the write lock before the duplicate check, so
+        # the check and the insert are one step even across connections.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._refuse_duplicate(kind, agent, sha)
+            cursor = self._conn.execute(
+                "INSERT INTO approvals (kind, agent, requester, reason, sha, config, state, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+                (kind, agent, requester, reason, sha, config, now),
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        assert cursor.lastrowid is not None
+        return Approval(
+            cursor.lastrowid, kind, agent, requester, reason, sha, config, "pending",
+            None, None, None, now, None, None,
+        )  # fmt: skip
+
+    def _refuse_duplicate(self, kind: Kind, agent: str, sha: str | None) -> None:
+        row = self._conn.execute(
+            "SELECT id FROM approvals WHERE state = 'pending' AND kind = ? AND agent = ? "
+            "AND sha IS ?",
+            (kind, agent, sha),
+        ).fetchone()
+        if row is not None:
+            what = f"spawn of {agent!r}" if kind == "spawn" else f"commit {sha} for {agent!r}"
+            raise DuplicateRequest(f"a {what} is already waiting for approval (#{row[0]})")
+
+
+def _from_row(row: tuple[Any, ...]) -> Approval:
+    return Approval(*row)

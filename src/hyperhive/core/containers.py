@@ -1,0 +1,185 @@
+"""Per-agent container records and the specs handed to backends.
+
+The ``containers`` table remembers, across core restarts, what each agent's
+container should be doing (``desired``), what it is doing (``state``), the
+hyperhive rev and applied config sha it was built from, and its last error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import hyperhive
+from hyperhive.backends.base import ContainerSpec
+from hyperhive.config import Config
+from hyperhive.core.agent_config import AgentConfig
+from hyperhive.names import MANAGER
+
+Desired = Literal["running", "stopped"]
+FORWARD_PREFIXES: Final = ("ANTHROPIC_", "CLAUDE_CODE_", "HYPERHIVE_")
+# Paths and identities are the core's to set per container, never forwarded.
+NOT_FORWARDED: Final = frozenset(
+    {
+        "HYPERHIVE_STATE_DIR",
+        "HYPERHIVE_RUN_DIR",
+        "HYPERHIVE_LISTEN",
+        "HYPERHIVE_BACKEND",
+        "HYPERHIVE_AGENT_NAME",
+        "HYPERHIVE_AGENT_SOCKET",
+        "HYPERHIVE_AGENT_STATE",
+        "HYPERHIVE_AGENT_PORT",
+        "HYPERHIVE_FORWARD_ENV",
+    }
+)
+
+
+def hive_rev() -> str:
+    """A fingerprint of the installed hyperhive code: changes whenever it does."""
+    digest = hashlib.sha256()
+    root = Path(hyperhive.__file__).parent
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".html", ".js", ".css", ".nix"):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return f"{hyperhive.__version__}+{digest.hexdigest()[:12]}"
+
+
+def forwarded_env(env: Mapping[str, str], extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """What the core passes from its own environment into every container."""
+    names = set(extra) | {n.strip() for n in env.get("HYPERHIVE_FORWARD_ENV", "").split(",")}
+    return {
+        k: v
+        for k, v in env.items()
+        if (k.startswith(FORWARD_PREFIXES) or k in names) and k not in NOT_FORWARDED
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPaths:
+    root: Path
+    socket_dir: Path
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def claude(self) -> Path:
+        return self.root / "claude"
+
+
+def agent_paths(config: Config, name: str) -> AgentPaths:
+    socket = config.agent_socket(name, manager=name == MANAGER)
+    return AgentPaths(config.state_dir / "agents" / name, socket.parent)
+
+
+def build_spec(
+    config: Config,
+    name: str,
+    agent: AgentConfig,
+    config_dir: Path,
+    config_sha: str,
+    env: Mapping[str, str],
+) -> ContainerSpec:
+    paths = agent_paths(config, name)
+    for d in (paths.state, paths.claude, paths.socket_dir):
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    manager = name == MANAGER
+    module = "hyperhive.manager" if manager else "hyperhive.agent"
+    extra = {"HYPERHIVE_AGENT_NAME": name}
+    if agent.role:
+        extra["HYPERHIVE_AGENT_ROLE"] = agent.role
+    if agent.model:
+        extra["HYPERHIVE_AGENT_MODEL"] = agent.model
+    return ContainerSpec(
+        name=name,
+        role="manager" if manager else "agent",
+        socket_dir=paths.socket_dir,
+        state_dir=paths.state,
+        claude_dir=paths.claude,
+        config_dir=config_dir,
+        config_sha=config_sha,
+        command=(sys.executable, "-m", module, "serve", "--name", name),
+        env={**env, **extra},
+        agents_dir=config.state_dir / "proposed" if manager else None,
+        network=agent.sandbox.network,
+        memory_mb=agent.sandbox.memory_mb,
+        extra_ro_binds=tuple(Path(p) for p in agent.sandbox.ro_binds),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRecord:
+    name: str
+    backend: str
+    desired: Desired
+    state: str  # running | stopped | failed | missing
+    hive_rev: str | None
+    config_sha: str | None
+    last_error: str | None
+    restarts: int
+    updated_at: float
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "desired": self.desired,
+            "state": self.state,
+            "hive_rev": self.hive_rev,
+            "config_sha": self.config_sha,
+            "last_error": self.last_error,
+            "restarts": self.restarts,
+            "since": self.updated_at,
+        }
+
+
+class ContainerRecords:
+    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
+        self._conn = conn
+        self._clock = clock
+
+    def get(self, name: str) -> ContainerRecord | None:
+        row = self._conn.execute(
+            "SELECT name, backend, desired, state, hive_rev, config_sha, last_error, restarts,"
+            " updated_at FROM containers WHERE name = ?",
+            (name,),
+        ).fetchone()
+        return ContainerRecord(*row) if row else None
+
+    def all(self) -> dict[str, ContainerRecord]:
+        rows = self._conn.execute("SELECT name FROM containers").fetchall()
+        return {n: r for (n,) in rows if (r := self.get(n)) is not None}
+
+    def put(self, name: str, backend: str, **fields: Any) -> ContainerRecord:
+        """Create or update; unspecified fields keep their value (or defaults)."""
+        old = self.get(name)
+        merged: dict[str, Any] = {
+            "desired": "stopped",
+            "state": "missing",
+            "hive_rev": None,
+            "config_sha": None,
+            "last_error": None,
+            "restarts": 0,
+        }
+        if old is not None:
+            merged |= {k: getattr(old, k) for k in merged}
+        merged |= fields
+        self._conn.execute(
+            "INSERT OR REPLACE INTO containers (name, backend, desired, state, hive_rev,"
+            " config_sha, last_error, restarts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, backend, merged["desired"], merged["state"], merged["hive_rev"],
+             merged["config_sha"], merged["last_error"], merged["restarts"], self._clock()),
+        )  # fmt: skip
+        record = self.get(name)
+        assert record is not None
+        return record
+
+    def remove(self, name: str) -> None:
+        self._conn.execute("DELETE FROM containers WHERE name = ?", (name,))

@@ -1,0 +1,139 @@
+"""The human in the loop: approvals the manager requests and the operator
+decides, and questions the manager asks and the operator answers.
+
+Every decision and answer reaches the manager's inbox as a core event
+(``approval_decided``, ``operator_answered``) and the bus, so the dashboard
+and ``hive tail`` see it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from hyperhive.core.agent_config import parse_agent_toml
+from hyperhive.core.approval_queue import ApprovalQueue
+from hyperhive.core.approvals import Applied, Approval, Approve, Deny, Failed, transition
+from hyperhive.core.questions import Question, QuestionBook
+from hyperhive.errors import AlreadyExists, HiveError
+from hyperhive.names import validate_agent_name
+
+if TYPE_CHECKING:
+    from hyperhive.core.hive import Hive
+
+log = logging.getLogger(__name__)
+
+
+class Governance:
+    def __init__(self, hive: Hive) -> None:
+        self._hive = hive
+        self.queue = ApprovalQueue(hive.conn)
+        self.book = QuestionBook(hive.conn)
+
+    # -- approvals --------------------------------------------------------------
+
+    async def request_spawn(
+        self, requester: str, name: object, reason: str, config: str | None
+    ) -> Approval:
+        name = validate_agent_name(name)
+        if name in self._hive.registry:
+            raise AlreadyExists(f"agent {name!r} already exists")
+        if config is not None:
+            parse_agent_toml(config)  # a bad config is refused now, not at approval
+        approval = self.queue.request_spawn(name, requester, reason, config)
+        self._publish("approval_requested", approval)
+        return approval
+
+    async def request_apply_commit(
+        self, requester: str, name: str, sha: str, reason: str
+    ) -> Approval:
+        self._hive.registry.get(name)
+        full = await self._hive.lifecycle.repos.check(name, sha)
+        approval = self.queue.request_apply_commit(name, requester, reason, full)
+        self._publish("approval_requested", approval)
+        return approval
+
+    def approvals(self, limit: int) -> dict[str, Any]:
+        return {
+            "pending": [a.to_wire() for a in self.queue.pending()],
+            "decided": [a.to_wire() for a in self.queue.recent(limit) if a.state != "pending"],
+        }
+
+    async def show(self, approval_id: int) -> dict[str, Any]:
+        """One approval, with the config diff an ApplyCommit would make."""
+        approval = self.queue.get(approval_id)
+        wire: dict[str, Any] = approval.to_wire()
+        if approval.kind == "apply_commit" and approval.sha:
+            try:
+                wire["diff"] = await self._hive.lifecycle.repos.diff(approval.agent, approval.sha)
+            except HiveError as exc:
+                wire["diff_error"] = exc.message
+        return wire
+
+    async def approve(self, approval_id: int, by: str) -> Approval:
+        pending = self.queue.get(approval_id)
+        approved = self._save(pending, transition(pending, Approve(by), time.time()))
+        self._publish("approval_decided", approved)
+        try:
+            if approved.kind == "spawn":
+                await self._hive.lifecycle.spawn(approved.agent, approved.config)
+            else:
+                assert approved.sha is not None
+                await self._hive.lifecycle.apply_commit(approved.agent, approved.sha, approved.id)
+        except HiveError as exc:
+            log.warning("approval %d failed: %s", approved.id, exc.message)
+            done = self._save(approved, transition(approved, Failed(exc.message), time.time()))
+        else:
+            done = self._save(approved, transition(approved, Applied(), time.time()))
+        self._tell_requester(done)
+        self._publish("approval_decided", done)
+        return done
+
+    async def deny(self, approval_id: int, by: str, reason: str) -> Approval:
+        pending = self.queue.get(approval_id)
+        denied = self._save(pending, transition(pending, Deny(by, reason), time.time()))
+        self._tell_requester(denied)
+        self._publish("approval_decided", denied)
+        return denied
+
+    def _save(self, before: Approval, after: Approval) -> Approval:
+        self.queue.save(after, previous=before.state)
+        return after
+
+    def _tell_requester(self, approval: Approval) -> None:
+        if approval.requester in self._hive.registry:
+            self._hive.broker.post_event(approval.requester, "approval_decided", approval.to_wire())
+
+    def _publish(self, kind: str, approval: Approval) -> None:
+        self._hive.bus.publish({"type": kind, "approval": approval.to_wire()})
+
+    # -- questions ---------------------------------------------------------------
+
+    def ask(self, asker: str, question: object, options: list[str] | None, multi: bool) -> Question:
+        asked = self.book.ask(asker, question, options, multi)
+        self._hive.bus.publish({"type": "question_asked", "question": asked.to_wire()})
+        return asked
+
+    def questions(self, limit: int) -> dict[str, Any]:
+        return {
+            "pending": [q.to_wire() for q in self.book.pending()],
+            "answered": [q.to_wire() for q in self.book.answered(limit)],
+        }
+
+    def answer(self, question_id: int, answer: object, by: str) -> Question:
+        answered = self.book.answer(question_id, answer, by)
+        if answered.asker in self._hive.registry:
+            self._hive.broker.post_event(
+                answered.asker,
+                "operator_answered",
+                {
+                    "question_id": answered.id,
+                    "question": answered.question,
+                    "answer": answered.answer,
+                },
+            )
+        else:
+            log.info("question %d answered, but %s is gone", answered.id, answered.asker)
+        self._hive.bus.publish({"type": "question_answered", "question": answered.to_wire()})
+        return answered

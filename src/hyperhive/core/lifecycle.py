@@ -1,0 +1,256 @@
+"""Agents' containers over time: spawn, start, stop, crash-restart, rebuild, destroy.
+
+The lifecycle decides what should run and keeps the ``containers`` table
+true; the backend does the running. A container that exits without being
+asked is noticed at once (the backend's ``wait``), reported on the bus and
+to ``hm1nd``, and restarted with backoff until it keeps dying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Final
+
+from hyperhive.backends.base import Backend, BackendError, ContainerSpec
+from hyperhive.core.agent_config import AgentConfig, default_agent_toml, parse_agent_toml
+from hyperhive.core.config_repo import ConfigRepos
+from hyperhive.core.containers import ContainerRecord, ContainerRecords, agent_paths, build_spec
+from hyperhive.core.registry import AgentRecord
+from hyperhive.core.supervision import CrashRecord, GiveUp, Policy, describe_exit
+from hyperhive.core.supervision import on_unexpected_exit as decide_after_crash
+from hyperhive.errors import AlreadyExists, HiveError, UnknownAgent
+from hyperhive.names import MANAGER, validate_agent_name
+
+if TYPE_CHECKING:
+    from hyperhive.core.hive import Hive
+
+log = logging.getLogger(__name__)
+LOG_LINES: Final = 2000
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        hive: Hive,
+        backend: Backend,
+        repos: ConfigRepos,
+        *,
+        env: Mapping[str, str],
+        rev: str,
+        policy: Policy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._hive = hive
+        self.backend = backend
+        self.repos = repos
+        self.records = ContainerRecords(hive.conn, clock)
+        self._env = dict(env)
+        self.rev = rev
+        self._policy = policy or Policy()
+        self._clock = clock
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._expected_exit: set[str] = set()
+        self._crashes: dict[str, CrashRecord] = {}
+        self._logs: dict[str, deque[str]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- boot and shutdown --------------------------------------------------
+
+    async def boot(self, *, manager: bool) -> None:
+        """Create hm1nd if missing, rebuild stale containers, start what should run."""
+        if manager and MANAGER not in self._hive.registry:
+            await self.spawn(MANAGER, None)
+        for name, record in self.records.all().items():
+            try:
+                await self._refresh(name, record)
+                if record.desired == "running":
+                    await self.start(name)
+            except HiveError as exc:
+                log.error("agent %s did not come up at boot: %s", name, exc.message)
+                self._set(name, state="failed", last_error=exc.message)
+
+    async def shutdown(self) -> None:
+        """Stop every container (the core is going away; boot brings them back)."""
+        names = [n for n, r in self.records.all().items() if r.state == "running"]
+        await asyncio.gather(*(self._stop(n, keep_desired=True) for n in names))
+
+    # -- operations -----------------------------------------------------------
+
+    async def spawn(self, name: object, agent_toml: str | None) -> AgentRecord:
+        name = validate_agent_name(name) if name != MANAGER else MANAGER
+        if name in self._hive.registry:
+            raise AlreadyExists(f"agent {name!r} already exists")
+        text = agent_toml if agent_toml is not None else default_agent_toml(name)
+        agent = parse_agent_toml(text)  # refuse a bad config before touching disk
+        sha = await self.repos.init_agent(name, text)
+        record = await self._hive.add_agent(name, list(agent.allow_send))
+        spec = self._spec(name, agent, sha)
+        await self.backend.create(spec)
+        self._set(name, desired="running", state="stopped", config_sha=sha, hive_rev=self.rev)
+        await self.start(name)
+        return record
+
+    async def start(self, name: str) -> ContainerRecord:
+        async with self._lock(name):
+            return await self._start(name)
+
+    async def stop(self, name: str) -> ContainerRecord:
+        async with self._lock(name):
+            return await self._stop(name)
+
+    async def restart(self, name: str) -> ContainerRecord:
+        async with self._lock(name):
+            await self._stop(name)
+            return await self._start(name)
+
+    async def destroy(self, name: str, *, purge: bool = False) -> None:
+        """Nothing of it keeps running; with ``purge`` its state and configs go too."""
+        self._require(name)
+        async with self._lock(name):
+            await self._stop(name)
+            await self.backend.destroy(name)
+            self.records.remove(name)
+            await self._hive.remove_agent(name)
+            if purge:
+                await self.repos.remove(name)
+                shutil.rmtree(agent_paths(self._hive.config, name).root, ignore_errors=True)
+        self._publish(name)
+
+    async def rebuild(self) -> list[str]:
+        """``auto_update``: rebuild containers whose rev or config is stale."""
+        rebuilt = []
+        for name, record in self.records.all().items():
+            async with self._lock(name):
+                if await self._refresh(name, record):
+                    rebuilt.append(name)
+                    if record.desired == "running":
+                        await self._stop(name)
+                        await self._start(name)
+        return rebuilt
+
+    async def apply_commit(self, name: str, sha: str, approval_id: int) -> str:
+        """Apply the config tree at ``sha`` and restart the agent on it."""
+        async with self._lock(name):
+            applied = await self.repos.apply(name, sha, approval_id)
+            agent = self._applied_config(name)
+            self._hive.registry.set_allow_send(name, agent.allow_send)
+            await self.backend.update(self._spec(name, agent, applied))
+            self._set(name, config_sha=applied, hive_rev=self.rev)
+            record = self.records.get(name)
+            if record is not None and record.desired == "running":
+                await self._stop(name)
+                await self._start(name)
+        return applied
+
+    def logs(self, name: str, lines: int) -> list[str]:
+        self._require(name)
+        return list(self._logs.get(name, ()))[-lines:]
+
+    # -- internals ------------------------------------------------------------
+
+    def _require(self, name: str) -> ContainerRecord:
+        record = self.records.get(name)
+        if record is None:
+            raise UnknownAgent(f"no agent container named {name!r}")
+        return record
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    def _applied_config(self, name: str) -> AgentConfig:
+        text = self.repos.read_applied(name, "agent.toml")
+        return parse_agent_toml(text or default_agent_toml(name))
+
+    def _spec(self, name: str, agent: AgentConfig, sha: str) -> ContainerSpec:
+        return build_spec(
+            self._hive.config, name, agent, self.repos.applied_dir(name), sha, self._env
+        )
+
+    async def _refresh(self, name: str, record: ContainerRecord) -> bool:
+        sha = await self.repos.applied_sha(name)
+        if record.hive_rev == self.rev and record.config_sha == sha:
+            return False
+        log.info("rebuilding %s (rev %s → %s)", name, record.hive_rev, self.rev)
+        spec = self._spec(name, self._applied_config(name), sha)
+        if (await self.backend.status(name)).state == "missing":
+            await self.backend.create(spec)
+        else:
+            await self.backend.update(spec)
+        self._set(name, hive_rev=self.rev, config_sha=sha)
+        return True
+
+    async def _start(self, name: str) -> ContainerRecord:
+        record = self._require(name)
+        if name in self._watchers and not self._watchers[name].done():
+            return record
+        spec = self._spec(name, self._applied_config(name), record.config_sha or "")
+        self._expected_exit.discard(name)
+        try:
+            await self.backend.start(spec, self._output)
+        except BackendError as exc:
+            self._set(name, desired="running", state="failed", last_error=exc.message)
+            raise
+        self._watchers[name] = asyncio.create_task(self._watch(name))
+        return self._set(name, desired="running", state="running", last_error=None)
+
+    async def _stop(self, name: str, *, keep_desired: bool = False) -> ContainerRecord:
+        record = self._require(name)
+        self._expected_exit.add(name)
+        watcher = self._watchers.pop(name, None)
+        await self.backend.stop(name)
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        desired = record.desired if keep_desired else "stopped"
+        return self._set(name, desired=desired, state="stopped")
+
+    async def _watch(self, name: str) -> None:
+        code = await self.backend.wait(name)
+        if name in self._expected_exit:
+            return
+        error = describe_exit(code)
+        log.warning("agent %s %s", name, error)
+        crashes, action = decide_after_crash(
+            self._crashes.get(name, CrashRecord()), code, self._clock(), self._policy
+        )
+        self._crashes[name] = crashes
+        record = self._require(name)
+        if isinstance(action, GiveUp):
+            self._set(name, state="failed", last_error=action.error)
+            self._tell_manager(name, "failed", action.error)
+            return
+        self._set(name, state="restarting", last_error=error, restarts=record.restarts + 1)
+        self._tell_manager(name, "crashed", f"{error}; restarting in {action.after:g}s")
+        await asyncio.sleep(action.after)
+        self._watchers.pop(name, None)
+        try:
+            await self._start(name)
+        except HiveError as exc:
+            self._tell_manager(name, "failed", exc.message)
+
+    def _output(self, name: str, line: str) -> None:
+        logging.getLogger(f"hyperhive.agent.{name}").info("%s", line)
+        self._logs.setdefault(name, deque(maxlen=LOG_LINES)).append(line)
+
+    def _set(self, name: str, **fields: object) -> ContainerRecord:
+        record = self.records.put(name, self.backend.name, **fields)
+        self._publish(name)
+        return record
+
+    def _publish(self, name: str) -> None:
+        record = self.records.get(name)
+        state = record.to_wire() if record else {"state": "destroyed"}
+        self._hive.bus.publish({"type": "agent_state", "agent": name, **state})
+
+    def _tell_manager(self, name: str, what: str, detail: str) -> None:
+        if name != MANAGER and MANAGER in self._hive.registry:
+            self._hive.broker.post_event(
+                MANAGER, "agent_state", {"agent": name, "state": what, "detail": detail}
+            )

@@ -1,0 +1,81 @@
+"""What each socket can ask of the core, by role.
+
+The caller's identity is the socket it came in on (DESIGN §2): the operator on
+``host.sock``, an agent on its own ``mcp.sock``. No op takes a sender from
+the request, and unknown arguments are refused, so nobody speaks for another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from hyperhive.core.ops import agents, governance, messaging
+from hyperhive.core.ops.base import Caller, Handler, Role, Streamer
+from hyperhive.errors import Forbidden, UnknownOp
+
+__all__ = ["Caller", "Handler", "Role", "Streamer", "handler", "streamer"]
+
+_AGENT: Final[dict[str, Handler]] = {
+    "ping": messaging.ping,
+    "whoami": messaging.whoami,
+    "send": messaging.send,
+    "recv": messaging.recv,
+    "ack": messaging.ack,
+    "nack": messaging.nack,
+}
+_MANAGER: Final[dict[str, Handler]] = {
+    **_AGENT,
+    "request_spawn": governance.request_spawn,
+    "request_apply_commit": governance.request_apply_commit,
+    "ask_operator": governance.ask_operator,
+    "start": agents.start,
+    "kill": agents.stop,
+    "restart": agents.restart,
+    "agents": agents.agents,
+}
+_HOST: Final[dict[str, Handler]] = {
+    **_AGENT,
+    "status": messaging.status,
+    "messages": messaging.messages,
+    "agents": agents.agents,
+    "agent_add": agents.agent_add,
+    "spawn": agents.spawn,
+    "start": agents.start,
+    "stop": agents.stop,
+    "kill": agents.stop,
+    "restart": agents.restart,
+    "destroy": agents.destroy,
+    "rebuild": agents.rebuild,
+    "logs": agents.logs,
+    "approvals": governance.approvals,
+    "approval": governance.approval,
+    "approve": governance.approve,
+    "deny": governance.deny,
+    "questions": governance.questions,
+    "answer": governance.answer,
+}
+HANDLERS: Final[Mapping[Role, Mapping[str, Handler]]] = {
+    "operator": _HOST,
+    "agent": _AGENT,
+    "manager": _MANAGER,
+}
+STREAMS: Final[Mapping[Role, Mapping[str, Streamer]]] = {
+    "operator": {"tail": messaging.tail},
+    "agent": {},
+    "manager": {},
+}
+_ALL_OPS: Final = frozenset(op for table in (*HANDLERS.values(), *STREAMS.values()) for op in table)
+
+
+def streamer(role: Role, op: str) -> Streamer | None:
+    return STREAMS[role].get(op)
+
+
+def handler(role: Role, op: str) -> Handler:
+    found = HANDLERS[role].get(op)
+    if found is not None:
+        return found
+    if op in _ALL_OPS:
+        raise Forbidden(f"op {op!r} is not available on {role} sockets")
+    raise UnknownOp(f"unknown op {op!r}")

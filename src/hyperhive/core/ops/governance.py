@@ -1,0 +1,74 @@
+"""Approvals and questions: the manager asks, the operator decides."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from hyperhive.core.ops.base import Caller
+from hyperhive.core.protocol import Args
+
+if TYPE_CHECKING:
+    from hyperhive.core.hive import Hive
+
+MAX_LIMIT: Final = 500
+
+
+async def request_spawn(hive: Hive, caller: Caller, args: Args) -> Any:
+    name, reason = args.raw("name"), args.text("reason", "")
+    config = args.opt_text("config")
+    args.finish()
+    approval = await hive.governance.request_spawn(caller.name, name, reason, config)
+    return approval.to_wire()
+
+
+async def request_apply_commit(hive: Hive, caller: Caller, args: Args) -> Any:
+    name, sha, reason = args.text("name"), args.text("sha"), args.text("reason", "")
+    args.finish()
+    approval = await hive.governance.request_apply_commit(caller.name, name, sha, reason)
+    return approval.to_wire()
+
+
+async def ask_operator(hive: Hive, caller: Caller, args: Args) -> Any:
+    question = args.raw("question")
+    options = args.text_list("options")
+    multi = args.flag("multi")
+    args.finish()
+    return hive.governance.ask(caller.name, question, options, multi).to_wire()
+
+
+async def approvals(hive: Hive, caller: Caller, args: Args) -> Any:
+    limit = args.integer("limit", 50, 1, MAX_LIMIT)
+    args.finish()
+    return hive.governance.approvals(limit)
+
+
+async def approval(hive: Hive, caller: Caller, args: Args) -> Any:
+    approval_id = args.integer("id", None, 1, 2**62)
+    args.finish()
+    return await hive.governance.show(approval_id)
+
+
+async def approve(hive: Hive, caller: Caller, args: Args) -> Any:
+    approval_id = args.integer("id", None, 1, 2**62)
+    args.finish()
+    return (await hive.governance.approve(approval_id, caller.name)).to_wire()
+
+
+async def deny(hive: Hive, caller: Caller, args: Args) -> Any:
+    approval_id = args.integer("id", None, 1, 2**62)
+    reason = args.text("reason", "")
+    args.finish()
+    return (await hive.governance.deny(approval_id, caller.name, reason)).to_wire()
+
+
+async def questions(hive: Hive, caller: Caller, args: Args) -> Any:
+    limit = args.integer("limit", 50, 1, MAX_LIMIT)
+    args.finish()
+    return hive.governance.questions(limit)
+
+
+async def answer(hive: Hive, caller: Caller, args: Args) -> Any:
+    question_id = args.integer("id", None, 1, 2**62)
+    given = args.raw("answer")
+    args.finish()
+    return hive.governance.answer(question_id, given, caller.name).to_wire()
