@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from hyperhive.backends.base import Backend
@@ -26,6 +27,7 @@ from hyperhive.core.lifecycle import Lifecycle
 from hyperhive.core.registry import AgentRecord, Registry
 from hyperhive.core.server import DRAIN_SECONDS, SocketServer
 from hyperhive.core.store import open_store
+from hyperhive.core.supervision import Policy
 from hyperhive.errors import HiveError
 from hyperhive.names import OPERATOR
 
@@ -37,7 +39,14 @@ class ContainersDisabled(HiveError):
 
 
 class Hive:
-    def __init__(self, config: Config, backend: Backend | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        backend: Backend | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        policy: Policy | None = None,
+    ) -> None:
         self.config = config
         self.started = time.monotonic()
         self._conn = open_store(config.db_path)
@@ -56,8 +65,9 @@ class Hive:
                 self,
                 backend,
                 ConfigRepos(config.state_dir),
-                env=forwarded_env(os.environ),
+                env=forwarded_env(os.environ if env is None else env),
                 rev=hive_rev(),
+                policy=policy,
             )
         self.governance = Governance(self)
         self._servers: dict[str, SocketServer] = {}

@@ -48,8 +48,11 @@ async def serve(config: hive_config.Config, *, manager: bool, containers: bool) 
     if containers:
         from hyperhive.backends.registry import choose
 
-        backend = choose(config.backend, work_dir=config.state_dir / "backend")
-        log.info("container backend: %s", backend.name)
+        backend = choose(
+            config.backend,
+            work_dir=config.state_dir / "backend",
+            hide=(config.state_dir, config.run_dir),
+        )
     hive = Hive(config, backend)
     await hive.start(manager=manager and containers)
     stop = asyncio.Event()

@@ -1,0 +1,184 @@
+"""A supervised child process: spawn, pump its output, learn of its exit at once.
+
+Shared by the process and bwrap backends. Exit detection uses a pidfd on the
+event loop instead of ``asyncio.subprocess``: in Python 3.11 ``Process.wait()``
+only returns once the output pipe closes, so a crashed harness whose
+grandchild still holds stdout would look alive. A pidfd is readable the moment
+the process ends, whoever holds its pipes, and it also works for a process we
+did not fork (one left running by a previous core).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from hyperhive.backends.base import BackendError, OutputSink
+
+log = logging.getLogger(__name__)
+
+MAX_LINE: Final = 1024 * 1024
+# What wait() answers for a process we did not fork: the kernel gives its exit
+# status only to its parent, which was the previous core.
+EXIT_UNKNOWN: Final = 255
+
+
+@dataclass(eq=False)
+class Child:
+    """One running (or just ended) container main process."""
+
+    name: str
+    pid: int
+    exited: asyncio.Future[int]
+    popen: subprocess.Popen[bytes] | None = None  # None when adopted
+    pump: asyncio.Task[None] | None = None
+    transport: asyncio.BaseTransport | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return not self.exited.done()
+
+    async def close_output(self, grace: float) -> None:
+        """Let the pump drain what is left, bounded, then cut it off."""
+        if self.pump is None:
+            return
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(self.pump), grace)
+        if self.transport is not None:
+            self.transport.close()
+        self.pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.pump
+
+
+def _popen(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None, out: int
+) -> subprocess.Popen[bytes]:
+    # Its own session: the core's terminal signals never reach it and the whole
+    # group can be signalled at once.
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
+        env=dict(env),
+        cwd=cwd,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def _watch_exit(pid: int, on_exit: asyncio.Future[int], code: Callable[[], int] | None) -> None:
+    """Resolve ``on_exit`` when ``pid`` ends; ``code()`` gives the exit code."""
+    loop = on_exit.get_loop()
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        on_exit.set_result(code() if code is not None else EXIT_UNKNOWN)
+        return
+
+    def fire() -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+        if not on_exit.done():
+            on_exit.set_result(code() if code is not None else EXIT_UNKNOWN)
+
+    loop.add_reader(fd, fire)
+
+
+def _reap(popen: subprocess.Popen[bytes]) -> int:
+    # The pidfd fired, so the child is a zombie and wait() returns at once.
+    return popen.wait()
+
+
+async def spawn(
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path | None,
+    output: OutputSink,
+) -> Child:
+    loop = asyncio.get_running_loop()
+    read_fd, write_fd = os.pipe()
+    try:
+        popen = _popen(argv, env, cwd, write_fd)
+    except OSError as exc:
+        os.close(read_fd)
+        raise BackendError(f"cannot start h-{name}: {argv[0]}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(write_fd)
+    exited: asyncio.Future[int] = loop.create_future()
+    _watch_exit(popen.pid, exited, lambda: _reap(popen))
+    reader = asyncio.StreamReader(limit=MAX_LINE, loop=loop)
+    pipe = os.fdopen(read_fd, "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe
+    )
+    pump = loop.create_task(_pump(name, reader, output), name=f"output h-{name}")
+    return Child(name, popen.pid, exited, popen, pump, transport)
+
+
+def adopt(name: str, pid: int) -> Child:
+    """Track a process a previous core started; its exit code is not ours to know."""
+    exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    _watch_exit(pid, exited, None)
+    return Child(name, pid, exited)
+
+
+async def _pump(name: str, reader: asyncio.StreamReader, output: OutputSink) -> None:
+    while True:
+        try:
+            raw = await reader.readline()
+        except ValueError:
+            # A line over MAX_LINE: asyncio has dropped it; say so and go on.
+            raw = b"[hyperhive: output line too long, dropped]\n"
+        if not raw:
+            return
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        try:
+            output(name, line)
+        except Exception:
+            log.exception("output sink failed for h-%s", name)
+
+
+def start_time(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (ticks since boot), to tell a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[19])
+
+
+def alive(pid: int, started: int | None) -> bool:
+    return started is not None and start_time(pid) == started
+
+
+def group_members(pgid: int) -> list[tuple[int, int]]:
+    """(pid, ppid) of every process in process group ``pgid``."""
+    members: list[tuple[int, int]] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid:
+            members.append((int(entry.name), int(fields[1])))
+    return members
+
+
+def kill_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

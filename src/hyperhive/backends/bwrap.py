@@ -1,0 +1,183 @@
+"""The bwrap backend: each agent in a bubblewrap sandbox.
+
+Own pid/ipc/uts namespaces, hostname ``h-<name>``, a read-only view of the host
+system, and exactly the binds of DESIGN §2. The view is built entry by entry
+(``--ro-bind /usr /usr``, ``--symlink usr/bin /bin``, …) rather than with
+``--ro-bind / /``: on a read-only root bwrap cannot create the ``/state`` and
+``/agents`` mount points. Hidden (an empty tmpfs): ``/tmp``, ``/run`` (it holds
+the hive's sockets), ``/root`` and ``/home`` (credentials), and the hive's state
+and run roots given to the constructor. Paths the harness needs that lie under a
+hidden dir (the venv, the base interpreter, the hyperhive sources) are
+bound back read-only.
+
+``--die-with-parent`` is on: a sandbox outliving its core would be unreachable
+(its output pipe dies with the core, its exit code cannot be collected) and
+systemd would kill it with the core's cgroup anyway. A restarted core starts
+every agent again, so dying with the core is the predictable choice; it also
+means SIGKILL of the outer bwrap collapses the whole pid namespace.
+
+The environment is exactly :func:`sandbox_env` (nothing of the core's leaks
+in), handed to bwrap as its own environment rather than ``--setenv``.
+
+Memory: see :func:`hyperhive.backends.process.memory_limit_argv`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Final
+
+import hyperhive
+from hyperhive.backends._child import group_members, kill_group
+from hyperhive.backends.base import ContainerSpec
+from hyperhive.backends.process import ProcessBackend, memory_limit_argv
+
+# Host top-level entries never shown: virtual filesystems get fresh instances,
+# the rest may hold other agents' files or the operator's credentials.
+SKIPPED: Final = frozenset({"proc", "dev", "tmp", "run", "root", "home", "state", "agents"})
+ALWAYS_HIDDEN: Final = (Path("/tmp"), Path("/run"), Path("/root"), Path("/home"))
+DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _under(path: Path, roots: Iterable[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+def harness_paths() -> list[Path]:
+    """What ``sys.executable -m hyperhive...`` needs to see inside the sandbox."""
+    package_root = Path(hyperhive.__file__).resolve().parent.parent
+    paths = [Path(sys.prefix), Path(sys.base_prefix), package_root]
+    paths.append(Path(os.path.realpath(sys.executable)).parent)
+    return [p.resolve() for p in paths]
+
+
+def host_view(root: Path = Path("/")) -> list[str]:
+    """Read-only binds (and symlinks) of the host's top-level entries."""
+    args: list[str] = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name in SKIPPED:
+            continue
+        path = root / entry.name
+        if entry.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        else:
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def bwrap_argv(
+    spec: ContainerSpec,
+    *,
+    hide: Sequence[Path] = (),
+    bwrap: str = "bwrap",
+    needed: Sequence[Path] | None = None,
+) -> list[str]:
+    hidden = [*ALWAYS_HIDDEN, *(Path(os.path.realpath(p)) for p in hide)]
+    args = [
+        bwrap,
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+        "--hostname", spec.container,
+        "--die-with-parent",
+        *host_view(),
+        "--dev", "/dev",
+        "--proc", "/proc",
+    ]  # fmt: skip
+    # Hide first: a later bind at a path under a hidden dir lands on the tmpfs.
+    for path in hidden:
+        if path in ALWAYS_HIDDEN or not _under(path, ALWAYS_HIDDEN):
+            args += ["--tmpfs", str(path)]
+    args += _run_links()
+    for path in needed if needed is not None else harness_paths():
+        if _under(path, hidden):
+            args += ["--ro-bind", str(path), str(path)]
+    for path in spec.extra_ro_binds:
+        args += ["--ro-bind", str(path), str(path)]
+    args += ["--bind", str(spec.socket_dir), "/run/hive"]
+    args += ["--bind", str(spec.claude_dir), "/root/.claude"]
+    args += ["--bind", str(spec.state_dir), "/state"]
+    if spec.role == "manager" and spec.agents_dir is not None:
+        args += ["--bind", str(spec.agents_dir), "/agents"]
+    # The sandbox root is bwrap's own tmpfs: writable until every mount point
+    # exists, then read-only so the agent's only writable places are its binds.
+    args += ["--remount-ro", "/"]
+    if not spec.network:
+        args.append("--unshare-net")
+    args += ["--chdir", "/state"]
+    return [*memory_limit_argv(spec.memory_mb), *args, "--", *spec.command]
+
+
+def _run_links() -> list[str]:
+    """Bits of the hidden /run that the host system itself points into."""
+    args: list[str] = []
+    current = Path("/run/current-system")  # NixOS: PATH and /etc/static live there
+    if current.is_symlink():
+        args += ["--symlink", os.readlink(current), str(current)]
+    resolv = Path(os.path.realpath("/etc/resolv.conf"))
+    if resolv.is_file() and _under(resolv, [Path("/run")]):
+        args += ["--ro-bind", str(resolv), str(resolv)]
+    return args
+
+
+def sandbox_env(spec: ContainerSpec) -> dict[str, str]:
+    venv_bin = str(Path(sys.executable).parent)
+    path = f"{venv_bin}:{os.environ.get('PATH') or DEFAULT_PATH}"
+    layout = {
+        "HYPERHIVE_AGENT_NAME": spec.name,
+        "HYPERHIVE_AGENT_SOCKET": "/run/hive/mcp.sock",
+        "HYPERHIVE_AGENT_STATE": "/state",
+        "CLAUDE_CONFIG_DIR": "/root/.claude",
+    }
+    if spec.role == "manager" and spec.agents_dir is not None:
+        layout["HYPERHIVE_AGENTS_DIR"] = "/agents"
+    base = {"PATH": path, "HOME": "/root", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
+    return {**base, **spec.env, **layout}
+
+
+class BwrapBackend(ProcessBackend):
+    name = "bwrap"
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        hide: Sequence[Path] = (),
+        stop_timeout: float = 10.0,
+        bwrap: str = "bwrap",
+    ) -> None:
+        self._hide = tuple(hide)
+        self._bwrap = bwrap
+        super().__init__(work_dir, stop_timeout=stop_timeout)
+
+    def _announce(self) -> None:
+        pass  # isolated: nothing to warn about
+
+    def _argv(self, spec: ContainerSpec) -> list[str]:
+        return bwrap_argv(spec, hide=self._hide, bwrap=self._bwrap)
+
+    def _env(self, spec: ContainerSpec) -> dict[str, str]:
+        # bwrap passes its own environment on, so giving it exactly the
+        # sandbox's is --clearenv plus --setenv without putting the values
+        # (forwarded API keys) in argv, which every host user can read in /proc.
+        return sandbox_env(spec)
+
+    def _cwd(self, spec: ContainerSpec) -> Path | None:
+        return None
+
+    def _signal_term(self, pid: int) -> None:
+        # Not the outer bwrap nor its pid-1 init: a SIGTERMed bwrap dies at once
+        # and takes the sandbox down with SIGKILL, leaving the harness no grace.
+        # Everyone else in the group gets SIGTERM; the final SIGKILL is group-wide.
+        inside = [m for m, parent in group_members(pid) if m != pid and parent != pid]
+        if not inside:
+            # The sandbox is still being set up and its command not yet forked:
+            # there is nobody to be graceful to, and a SIGTERM now would be lost.
+            kill_group(pid, signal.SIGKILL)
+            return
+        for member in inside:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, signal.SIGTERM)

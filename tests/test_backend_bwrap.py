@@ -1,0 +1,233 @@
+"""The bwrap backend's isolation, checked from inside real sandboxes.
+
+A probe runs as the container command in ``h-alice``, ``h-bob`` and ``hm1nd``
+under a temporary hive layout (DESIGN §2) and reports what it can see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hyperhive.backends._child import group_members
+from hyperhive.backends.base import ContainerSpec
+from hyperhive.backends.bwrap import BwrapBackend, bwrap_argv
+from support.backend_probe import Lines, wait_gone, write_probe
+
+
+@dataclass
+class Hive:
+    root: Path
+    state: Path
+    run: Path
+    probe: Path
+    backend: BwrapBackend
+
+    def spec(self, name: str, *args: str, **extra: Any) -> ContainerSpec:
+        manager = name == "hm1nd"
+        agent = self.state / "agents" / name
+        return ContainerSpec(
+            name=name,
+            role="manager" if manager else "agent",
+            socket_dir=self.run / "manager" if manager else self.run / "agents" / name,
+            state_dir=agent / "state",
+            claude_dir=agent / "claude",
+            config_dir=self.state / "applied" / name,
+            config_sha="c0ffee",
+            command=(sys.executable, str(self.probe), *args),
+            agents_dir=self.state / "proposed" if manager else None,
+            extra_ro_binds=(self.probe.parent,),
+            **extra,
+        )
+
+    def make_dirs(self, spec: ContainerSpec) -> None:
+        for path in (spec.socket_dir, spec.state_dir, spec.claude_dir, spec.config_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "marker").write_text(f"{spec.name} {path.name}")
+        if spec.agents_dir is not None:
+            (spec.agents_dir / "alice" / "config").mkdir(parents=True, exist_ok=True)
+
+    async def run_report(self, spec: ContainerSpec, ask: dict[str, Any]) -> dict[str, Any]:
+        spec = ContainerSpec(**{**_fields(spec), "command": (*spec.command, json.dumps(ask))})
+        lines = Lines()
+        await self.backend.create(spec)
+        await self.backend.start(spec, lines)
+        report = await lines.report()
+        assert await asyncio.wait_for(self.backend.wait(spec.name), 10) == 0
+        return report
+
+
+def _fields(spec: ContainerSpec) -> dict[str, Any]:
+    return {name: getattr(spec, name) for name in ContainerSpec.__dataclass_fields__}
+
+
+@pytest.fixture
+async def hive(short_dir: Path) -> AsyncIterator[Hive]:
+    state, run = short_dir / "state", short_dir / "run"
+    run.mkdir(parents=True)
+    (run / "host.sock").write_text("the operator's socket")
+    (state / "hive.db").parent.mkdir(parents=True)
+    (state / "hive.db").write_text("db")
+    backend = BwrapBackend(state / "backend", hide=(state, run), stop_timeout=5.0)
+    hive = Hive(short_dir, state, run, write_probe(short_dir / "probe"), backend)
+    for name in ("alice", "bob", "hm1nd"):
+        hive.make_dirs(hive.spec(name))
+    yield hive
+    for name in ("alice", "bob", "hm1nd"):
+        await backend.destroy(name)
+
+
+async def test_an_agent_sees_only_its_own_processes_hostname_and_dirs(hive: Hive) -> None:
+    bob = hive.spec("bob")
+    hidden = [
+        str(bob.state_dir), str(bob.claude_dir), str(bob.socket_dir),
+        str(hive.run / "host.sock"), str(hive.state / "hive.db"), str(hive.state / "proposed"),
+        "/agents", "/root/.ssh", "/root/.bashrc",
+    ]  # fmt: skip
+    report = await hive.run_report(
+        hive.spec("alice", "report", env={"SECRET": "s3cret"}),
+        {
+            "read": ["/state/marker", "/root/.claude/marker", "/run/hive/marker"],
+            "exists": hidden,
+            "writable": ["/state", "/root/.claude", "/run/hive", "/usr", "/"],
+        },
+    )
+    assert report["hostname"] == "h-alice"
+    # bwrap's init (pid 1) and the probe: nothing of the host, nothing of bob.
+    assert set(report["pids"]) <= {1, report["pid"]}
+    assert report["pid"] in report["pids"]
+    assert report["read"] == {
+        "/state/marker": "alice state",
+        "/root/.claude/marker": "alice claude",
+        "/run/hive/marker": "alice alice",
+    }
+    assert report["exists"] == dict.fromkeys(hidden, False)
+    assert report["writable"] == {
+        "/state": True, "/root/.claude": True, "/run/hive": True, "/usr": False, "/": False,
+    }  # fmt: skip
+    env = report["env"]
+    assert env["HYPERHIVE_AGENT_SOCKET"] == "/run/hive/mcp.sock"
+    assert env["HYPERHIVE_AGENT_STATE"] == "/state"
+    assert env["CLAUDE_CONFIG_DIR"] == "/root/.claude"
+    assert env["HOME"] == "/root"
+    assert "HYPERHIVE_AGENTS_DIR" not in env
+    assert not any(key.startswith("PYTEST") for key in env)  # nothing of the core's env
+    assert env["SECRET"] == "s3cret"
+    assert report["cwd"] == "/state"
+    # Nor is it in bwrap's argv, which every host user can read in /proc.
+    assert all("s3cret" not in arg for arg in bwrap_argv(hive.spec("alice", env=env)))
+
+
+async def test_the_manager_alone_gets_a_writable_agents_dir(hive: Hive) -> None:
+    report = await hive.run_report(
+        hive.spec("hm1nd", "report"),
+        {
+            "read": ["/state/marker", "/run/hive/marker"],
+            "exists": ["/agents/alice/config", str(hive.spec("alice").state_dir)],
+            "writable": ["/agents", "/agents/alice/config"],
+        },
+    )
+    assert report["hostname"] == "h-hm1nd"
+    assert report["read"] == {"/state/marker": "hm1nd state", "/run/hive/marker": "hm1nd manager"}
+    assert report["exists"] == {
+        "/agents/alice/config": True,
+        str(hive.spec("alice").state_dir): False,
+    }
+    assert report["writable"] == {"/agents": True, "/agents/alice/config": True}
+    assert report["env"]["HYPERHIVE_AGENTS_DIR"] == "/agents"
+
+
+async def test_an_agent_without_network_cannot_reach_a_host_listener(hive: Hive) -> None:
+    accepted = asyncio.Event()
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        writer.close()
+
+    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        # The control: with network on, the same probe does connect.
+        online = await hive.run_report(hive.spec("bob", "report"), {"port": port})
+        assert online["connect"] == "connected"
+        await asyncio.wait_for(accepted.wait(), 5)
+        accepted.clear()
+        offline = await hive.run_report(hive.spec("alice", "report", network=False), {"port": port})
+        assert offline["connect"] in ("ConnectionRefusedError", "OSError", "TimeoutError")
+        assert not accepted.is_set()
+
+
+def sandbox_pids(outer: int) -> list[int]:
+    """Host pids of every process in the sandbox's pid namespace."""
+    init = next(pid for pid, parent in group_members(outer) if parent == outer)
+    namespace = os.readlink(f"/proc/{init}/ns/pid")
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == namespace:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.parametrize("mode", ["tree", "stubborn"])
+async def test_stop_kills_the_whole_sandbox_even_processes_that_left_the_group(
+    hive: Hive, mode: str
+) -> None:
+    backend = BwrapBackend(hive.state / "backend", hide=(hive.state, hive.run), stop_timeout=0.5)
+    spec = hive.spec("alice", mode)
+    lines = Lines()
+    await backend.create(spec)
+    await backend.start(spec, lines)
+    await lines.next_with("TREE ")  # pids inside the namespace: 2, 3, 4
+    status = await backend.status("alice")
+    assert status.state == "running" and status.pid is not None
+    inside = sandbox_pids(status.pid)
+    assert len(inside) == 4  # init, probe, its child, the escapee in its own session
+    began = time.monotonic()
+    await backend.stop("alice")
+    assert time.monotonic() - began < 4.0
+    assert wait_gone([status.pid, *inside]) == []
+    assert (await backend.status("alice")).state == "stopped"
+    code = await backend.wait("alice")
+    # SIGTERM reaches the harness (bwrap relays its death as 128+15); the
+    # stubborn one is SIGKILLed with bwrap.
+    assert code == (143 if mode == "tree" else -9)
+
+
+async def test_wait_reports_a_crash_inside_the_sandbox_at_once(hive: Hive) -> None:
+    spec = hive.spec("alice", "crash")
+    lines = Lines()
+    await hive.backend.create(spec)
+    await hive.backend.start(spec, lines)
+    waiting = asyncio.ensure_future(hive.backend.wait("alice"))
+    await lines.next_with("crashing")
+    began = time.monotonic()
+    assert await asyncio.wait_for(waiting, 5) == 7
+    assert time.monotonic() - began < 2.0
+    assert (await hive.backend.status("alice")).state == "stopped"
+
+
+async def test_the_harness_imports_inside_the_sandbox_though_the_interpreter_is_hidden(
+    hive: Hive,
+) -> None:
+    # Here the base interpreter may live under /root or /tmp, both hidden:
+    # the backend binds sys.prefix, sys.base_prefix and the sources back.
+    code = "import hyperhive.agent.main, sys; print('HARNESS', sys.prefix)"
+    spec = ContainerSpec(**{**_fields(hive.spec("alice")), "command": (sys.executable, "-c", code)})
+    lines = Lines()
+    await hive.backend.create(spec)
+    await hive.backend.start(spec, lines)
+    assert await lines.next_with("HARNESS") == sys.prefix
+    assert await asyncio.wait_for(hive.backend.wait("alice"), 10) == 0

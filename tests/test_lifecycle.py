@@ -1,0 +1,254 @@
+"""Agents' containers under a real in-process core with the real bubblewrap
+backend; harnesses run the scripted (fake) engine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hyperhive.backends.registry import choose
+from hyperhive.client import Client, RemoteError
+from hyperhive.config import Config
+from hyperhive.core.hive import Hive
+from hyperhive.core.supervision import Policy
+from support.bus import BusWatcher
+from support.wire import until_status
+
+ENV = {"HYPERHIVE_ENGINE": "fake", "HYPERHIVE_LOG_LEVEL": "WARNING"}
+
+
+def make_hive(config: Config, policy: Policy | None = None) -> Hive:
+    backend = choose(
+        "bwrap", work_dir=config.state_dir / "backend", hide=(config.state_dir, config.run_dir)
+    )
+    return Hive(config, backend, env=ENV, policy=policy)
+
+
+@pytest.fixture
+async def swarm(config: Config) -> AsyncIterator[Hive]:
+    hive = make_hive(config)
+    await hive.start(manager=True)
+    try:
+        yield hive
+    finally:
+        await hive.shutdown(grace=2)
+
+
+async def host(hive: Hive, op: str, **args: Any) -> Any:
+    async with await Client.connect(hive.config.host_socket) as client:
+        return await client.call(op, **args)
+
+
+async def manager(hive: Hive, op: str, **args: Any) -> Any:
+    async with await Client.connect(hive.config.run_dir / "manager" / "mcp.sock") as client:
+        return await client.call(op, **args)
+
+
+async def kill_container(hive: Hive, name: str) -> None:
+    pid = (await hive.lifecycle.backend.status(name)).pid
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)  # as if it died on its own
+
+
+async def next_inbox_event(hive: Hive, name: str) -> dict[str, Any]:
+    got = await manager(hive, "recv", wait=30)
+    assert got is not None, "no event reached the manager"
+    message: dict[str, Any] = got["message"]
+    assert message["kind"] == "event", message
+    return message
+
+
+async def test_boot_creates_the_manager_with_its_config_repos(swarm: Hive) -> None:
+    record = swarm.lifecycle.records.get("hm1nd")
+    assert record is not None and record.state == "running" and record.desired == "running"
+    assert record.hive_rev == swarm.lifecycle.rev and record.config_sha
+    state = swarm.config.state_dir
+    assert (state / "proposed" / "hm1nd" / "config" / "agent.toml").is_file()
+    assert (state / "applied" / "hm1nd" / "agent.toml").is_file()
+    listed = await host(swarm, "agents")
+    assert [(a["name"], a["container"]["state"]) for a in listed] == [("hm1nd", "running")]
+
+
+async def test_an_operator_spawn_brings_up_an_agent_that_takes_messages(swarm: Hive) -> None:
+    spawned = await host(swarm, "spawn", name="bob")
+    assert spawned["state"] == "running"
+    await host(swarm, "send", to="bob", body="hello bob")
+    # The harness acks after its turn: then nothing is pending for bob.
+    await until_status(swarm.config.host_socket, lambda s: "bob" not in s["pending"])
+    assert (await host(swarm, "messages", agent="bob"))[0]["body"] == "hello bob"
+
+
+async def test_a_container_that_dies_is_reported_and_restarted(swarm: Hive) -> None:
+    await host(swarm, "spawn", name="bob")
+    watcher = BusWatcher(swarm.bus)
+    await kill_container(swarm, "bob")
+    crashed = await watcher.agent_state("bob", "restarting")
+    assert "signal 9" in crashed["last_error"]
+    event = await next_inbox_event(swarm, "hm1nd")
+    assert event["body"] == "agent_state" and event["payload"]["agent"] == "bob"
+    await watcher.agent_state("bob", "running")
+    assert swarm.lifecycle.records.get("bob").restarts == 1  # type: ignore[union-attr]
+
+
+async def test_a_container_that_keeps_dying_is_left_failed(config: Config) -> None:
+    hive = make_hive(config, Policy(max_crashes=2, backoff_start=0.01))
+    await hive.start(manager=False)
+    try:
+        await host(hive, "spawn", name="bob")
+        watcher = BusWatcher(hive.bus)
+        await kill_container(hive, "bob")
+        await watcher.agent_state("bob", "restarting")
+        await watcher.agent_state("bob", "running")
+        await kill_container(hive, "bob")
+        failed = await watcher.agent_state("bob", "failed")
+        assert "giving up" in failed["last_error"]
+    finally:
+        await hive.shutdown(grace=2)
+
+
+async def test_stop_start_restart_and_destroy(swarm: Hive) -> None:
+    await host(swarm, "spawn", name="bob")
+    assert (await host(swarm, "stop", name="bob"))["state"] == "stopped"
+    assert (await swarm.lifecycle.backend.status("bob")).state != "running"
+    assert (await host(swarm, "start", name="bob"))["state"] == "running"
+    assert (await host(swarm, "restart", name="bob"))["state"] == "running"
+    with pytest.raises(RemoteError, match="manager cannot do that to itself"):
+        await manager(swarm, "kill", name="hm1nd")
+    assert (await manager(swarm, "kill", name="bob"))["state"] == "stopped"
+    with pytest.raises(RemoteError) as err:
+        await manager(swarm, "destroy", name="bob")
+    assert err.value.code == "forbidden"
+    await host(swarm, "destroy", name="bob")
+    assert "bob" not in swarm.registry
+    assert swarm.lifecycle.records.get("bob") is None
+    with pytest.raises(RemoteError, match="no participant named 'bob'"):
+        await host(swarm, "send", to="bob", body="gone?")
+
+
+async def test_spawn_requests_wait_for_the_operator(swarm: Hive) -> None:
+    asked = await manager(swarm, "request_spawn", name="carol", reason="needs a tester")
+    assert asked["state"] == "pending" and "carol" not in swarm.registry
+    with pytest.raises(RemoteError) as err:
+        await manager(swarm, "approve", id=asked["id"])
+    assert err.value.code == "forbidden"  # the manager cannot approve its own request
+    decided = await host(swarm, "approve", id=asked["id"])
+    assert decided["state"] == "applied"
+    assert swarm.lifecycle.records.get("carol").state == "running"  # type: ignore[union-attr]
+    event = await next_inbox_event(swarm, "hm1nd")
+    assert event["body"] == "approval_decided" and event["payload"]["state"] == "applied"
+    with pytest.raises(RemoteError) as again:
+        await host(swarm, "approve", id=asked["id"])
+    assert again.value.code == "already_decided"
+
+
+async def git(cwd: Path, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "git", *args, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    return out.decode().strip()
+
+
+async def test_apply_commit_applies_exactly_the_requested_sha(swarm: Hive) -> None:
+    await host(swarm, "spawn", name="bob")
+    repo = swarm.config.state_dir / "proposed" / "bob" / "config"
+    toml = repo / "agent.toml"
+    toml.write_text('role = "reviewer"\n' + toml.read_text())
+    await git(repo, "commit", "-qam", "make bob a reviewer")
+    wanted = await git(repo, "rev-parse", "HEAD")
+    asked = await manager(swarm, "request_apply_commit", name="bob", sha=wanted[:10], reason="x")
+    toml.write_text('model = "later-change"\n' + toml.read_text())
+    await git(repo, "commit", "-qam", "a later commit that was never requested")
+    shown = await host(swarm, "approval", id=asked["id"])
+    assert '+role = "reviewer"' in shown["diff"] and "later-change" not in shown["diff"]
+    watcher = BusWatcher(swarm.bus)
+    decided = await host(swarm, "approve", id=asked["id"])
+    assert decided["state"] == "applied", decided
+    applied = swarm.config.state_dir / "applied" / "bob" / "agent.toml"
+    assert 'role = "reviewer"' in applied.read_text() and "later-change" not in applied.read_text()
+    message = await git(swarm.config.state_dir / "applied" / "bob", "log", "-1", "--format=%B")
+    assert f"approval #{asked['id']}" in message and wanted in message
+    await watcher.agent_state("bob", "running")
+    event = await next_inbox_event(swarm, "hm1nd")
+    assert event["payload"]["id"] == asked["id"] and event["payload"]["state"] == "applied"
+
+
+async def test_a_denied_request_changes_nothing_and_the_manager_is_told(swarm: Hive) -> None:
+    await host(swarm, "spawn", name="bob")
+    before = await swarm.lifecycle.repos.applied_sha("bob")
+    repo = swarm.config.state_dir / "proposed" / "bob" / "config"
+    (repo / "agent.toml").write_text('allow_send = ["*"]\n')
+    await git(repo, "commit", "-qam", "let bob message everyone")
+    sha = await git(repo, "rev-parse", "HEAD")
+    asked = await manager(swarm, "request_apply_commit", name="bob", sha=sha, reason="wider")
+    with pytest.raises(RemoteError, match="reason"):
+        await host(swarm, "deny", id=asked["id"], reason="")
+    denied = await host(swarm, "deny", id=asked["id"], reason="too wide")
+    assert denied["state"] == "denied" and denied["decision_reason"] == "too wide"
+    assert await swarm.lifecycle.repos.applied_sha("bob") == before
+    assert swarm.registry.get("bob").allow_send == ("hm1nd", "operator")
+    event = await next_inbox_event(swarm, "hm1nd")
+    assert (
+        event["payload"]["state"] == "denied" and event["payload"]["decision_reason"] == "too wide"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "multi", "answer", "expected"),
+    [
+        (["red", "blue"], False, "blue", "blue"),
+        (["a", "b", "c"], True, ["c", "a"], ["a", "c"]),
+        (None, False, "ship it", "ship it"),
+    ],
+)
+async def test_ask_operator_round_trips_to_an_operator_answered_event(
+    swarm: Hive, options: list[str] | None, multi: bool, answer: Any, expected: Any
+) -> None:
+    extra: dict[str, Any] = {"options": options} if options else {}
+    asked = await manager(swarm, "ask_operator", question="which?", multi=multi, **extra)
+    listed = await host(swarm, "questions")
+    assert [q["id"] for q in listed["pending"]] == [asked["id"]]
+    with pytest.raises(RemoteError) as err:
+        await host(swarm, "answer", id=asked["id"], answer=12)
+    assert err.value.code == "bad_answer"
+    await host(swarm, "answer", id=asked["id"], answer=answer)
+    event = await next_inbox_event(swarm, "hm1nd")
+    assert event["body"] == "operator_answered"
+    assert event["payload"]["answer"] == expected and event["payload"]["question"] == "which?"
+
+
+async def test_a_core_restart_keeps_approvals_questions_and_running_agents(config: Config) -> None:
+    first = make_hive(config)
+    await first.start(manager=True)
+    await host(first, "spawn", name="bob")
+    asked = await manager(first, "request_spawn", name="carol", reason="later")
+    question = await manager(first, "ask_operator", question="still there?")
+    await first.shutdown(grace=2)
+
+    second = make_hive(config)
+    await second.start(manager=True)
+    try:
+        assert second.lifecycle.records.get("bob").state == "running"  # type: ignore[union-attr]
+        assert (await second.lifecycle.backend.status("bob")).state == "running"
+        approvals = await host(second, "approvals")
+        assert [a["id"] for a in approvals["pending"]] == [asked["id"]]
+        questions = await host(second, "questions")
+        assert [q["id"] for q in questions["pending"]] == [question["id"]]
+    finally:
+        await second.shutdown(grace=2)
+
+
+async def test_rebuild_updates_only_stale_containers(swarm: Hive) -> None:
+    await host(swarm, "spawn", name="bob")
+    assert (await host(swarm, "rebuild"))["rebuilt"] == []
+    swarm.lifecycle.rev = "0.0.0+newer"
+    rebuilt = await host(swarm, "rebuild")
+    assert sorted(rebuilt["rebuilt"]) == ["bob", "hm1nd"]
+    assert swarm.lifecycle.records.get("bob").hive_rev == "0.0.0+newer"  # type: ignore[union-attr]
