@@ -24,9 +24,7 @@ from hyperhive.client import Client
 from support.fake_anthropic import (
     FakeAnthropic,
     HangReply,
-    RecordedRequest,
-    Reply,
-    TextReply,
+    Router,
     Turns,
     reply_text,
     reply_tool_use,
@@ -35,19 +33,6 @@ from support.wire import until_status
 
 WAIT = 90.0
 FAKE_KEY = "sk-ant-fake-key"
-
-
-class Router:
-    """One fake API for several agents: each request goes to its agent's script."""
-
-    def __init__(self, **scripts: Turns) -> None:
-        self.scripts = scripts
-
-    async def __call__(self, request: RecordedRequest) -> Reply:
-        for name, script in self.scripts.items():
-            if f"You are {name}," in request.system_text:
-                return await script(request)
-        return TextReply("auxiliary")
 
 
 @dataclass
@@ -169,8 +154,13 @@ async def test_operator_to_alice_to_bob_and_back(
                 if "mcp__hive__send" in seen:
                     break
         assert FAKE_KEY not in seen
-        await api.wait_for_request(
-            lambda r: "You are alice," in r.system_text and "pong from bob" in r.last_user_text()
+        await asyncio.wait_for(
+            api.wait_for_request(
+                lambda r: (
+                    "You are alice," in r.system_text and "pong from bob" in r.last_user_text()
+                )
+            ),
+            WAIT,
         )
     finally:
         logs = [await stop_agent(alice), await stop_agent(bob)]
@@ -206,8 +196,11 @@ async def test_a_harness_killed_mid_turn_gets_its_unacked_message_again(
 
     again = await start_agent(swarm, api, "alice", short_dir, port=alice.port)
     try:
-        request = await api.wait_for_request(
-            lambda r: f"#{sent['id']}" in r.last_user_text() and r is not api.requests[0]
+        request = await asyncio.wait_for(
+            api.wait_for_request(
+                lambda r: f"#{sent['id']}" in r.last_user_text() and r is not api.requests[0]
+            ),
+            WAIT,
         )
         assert "a job that survives a crash" in request.last_user_text()
         # Acked once the second turn finished: nothing is pending for alice.

@@ -258,6 +258,20 @@ class Turns:
         return reply
 
 
+class Router:
+    """One fake API for several agents: a request goes to the script of the agent
+    whose system prompt says "You are <name>,"; anything else is auxiliary."""
+
+    def __init__(self, **scripts: Turns) -> None:
+        self.scripts = scripts
+
+    async def __call__(self, request: RecordedRequest) -> Reply:
+        for name, script in self.scripts.items():
+            if f"You are {name}," in request.system_text:
+                return await script(request)
+        return TextReply("fake auxiliary reply")
+
+
 async def _resolve(script: Script, request: RecordedRequest) -> Reply:
     reply = script(request)
     return await reply if inspect.isawaitable(reply) else reply

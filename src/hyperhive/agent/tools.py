@@ -28,6 +28,16 @@ def allowed_tools(names: list[str]) -> list[str]:
     return [f"mcp__{SERVER}__{n}" for n in names]
 
 
+def _schema(props: dict[str, tuple[str, str]], required: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON Schema; the SDK's dict shorthand would make every field required."""
+    properties: dict[str, Any] = {}
+    for name, (kind, text) in props.items():
+        properties[name] = {"type": kind, "description": text}
+        if kind == "array":
+            properties[name]["items"] = {"type": "string"}
+    return {"type": "object", "properties": properties, "required": list(required)}
+
+
 def _text(value: Any, *, error: bool = False) -> dict[str, Any]:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     answer: dict[str, Any] = {"content": [{"type": "text", "text": text}]}
@@ -79,7 +89,7 @@ class HiveTools:
             "recv",
             "Receive your next message, waiting up to `wait` seconds (0 = don't wait). "
             "Returns null when there is none.",
-            {"wait": Annotated[float, "seconds to wait, 0-300"]},
+            _schema({"wait": ("number", "seconds to wait, 0-300 (default 0)")}, required=()),
         )
         async def recv(args: dict[str, Any]) -> dict[str, Any]:
             wait = args.get("wait", 0)
@@ -98,11 +108,14 @@ class HiveTools:
             "request_spawn",
             "Ask the operator to approve a new agent. `config` is an optional agent.toml "
             "(role, model, allow_send, [sandbox]). You get approval_decided in your inbox.",
-            {
-                "name": Annotated[str, "1-9 chars: a-z first, then a-z 0-9 -"],
-                "reason": Annotated[str, "why the swarm needs it"],
-                "config": Annotated[str, "agent.toml text, or empty for the default"],
-            },
+            _schema(
+                {
+                    "name": ("string", "1-9 chars: a-z first, then a-z 0-9 -"),
+                    "reason": ("string", "why the swarm needs it"),
+                    "config": ("string", "agent.toml text; omit for the default"),
+                },
+                required=("name", "reason"),
+            ),
         )
         async def request_spawn(args: dict[str, Any]) -> dict[str, Any]:
             config = args.get("config") or None
@@ -133,11 +146,14 @@ class HiveTools:
             "Ask the human operator a question. With `options` it is a choice (radio, or "
             "checkboxes with multi=true); without, free text. The answer arrives later in "
             "your inbox as operator_answered.",
-            {
-                "question": Annotated[str, "the question"],
-                "options": Annotated[list[str], "choices, or [] for free text"],
-                "multi": Annotated[bool, "allow several choices"],
-            },
+            _schema(
+                {
+                    "question": ("string", "the question"),
+                    "options": ("array", "choices; omit for a free-text answer"),
+                    "multi": ("boolean", "allow several choices (default false)"),
+                },
+                required=("question",),
+            ),
         )
         async def ask_operator(args: dict[str, Any]) -> dict[str, Any]:
             options = args.get("options") or None

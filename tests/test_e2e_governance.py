@@ -1,0 +1,210 @@
+"""The whole governance flow with real processes: a real ``hive-c0re`` on the
+bubblewrap backend, hm1nd and bob as real harnesses running the real Claude
+Code CLI in their containers, the operator on the real ``hive`` CLI, and the
+scripted fake Messages API in the test process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Daemon, start_daemon, stop_daemon
+from hyperhive.client import Client
+from support.fake_anthropic import (
+    FakeAnthropic,
+    RecordedRequest,
+    Reply,
+    Router,
+    Turns,
+    reply_text,
+    reply_tool_use,
+)
+
+WAIT = 120.0
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeAnthropic]:
+    async with FakeAnthropic() as fake:
+        yield fake
+
+
+class Tail:
+    """The core's event stream, read from the start of the test."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._events = client.stream("tail")
+
+    async def until(self, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        async with asyncio.timeout(WAIT):
+            async for event in self._events:
+                if check(event):
+                    return dict(event)
+        raise AssertionError("the tail ended")
+
+    async def message(self, sender: str, to: str) -> dict[str, Any]:
+        event = await self.until(
+            lambda e: (
+                e.get("type") == "message"
+                and (e["message"]["from"], e["message"]["to"]) == (sender, to)
+            )
+        )
+        return dict(event["message"])
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=True
+    )
+    return done.stdout.strip()
+
+
+def woken_by(text: str) -> Callable[[RecordedRequest], bool]:
+    return lambda r: "You are hm1nd," in r.system_text and text in r.last_user_text()
+
+
+async def test_the_manager_grows_and_reconfigures_the_swarm_only_with_approval(
+    api: FakeAnthropic, short_dir: Path
+) -> None:
+    proposal: dict[str, str] = {}
+
+    def request_the_commit(request: RecordedRequest) -> Reply:
+        return reply_tool_use(
+            "mcp__hive__request_apply_commit",
+            {"name": "bob", "sha": proposal["sha"], "reason": "bob becomes a reviewer"},
+        )
+
+    def request_the_later_commit(request: RecordedRequest) -> Reply:
+        return reply_tool_use(
+            "mcp__hive__request_apply_commit",
+            {"name": "bob", "sha": proposal["later"], "reason": "let bob message everyone"},
+        )
+
+    api.script = Router(
+        hm1nd=Turns(
+            reply_tool_use(
+                "mcp__hive__request_spawn", {"name": "bob", "reason": "we need a reviewer"}
+            ),
+            reply_text("asked the operator for bob"),
+            reply_tool_use("mcp__hive__send", {"to": "bob", "body": "welcome, bob"}),
+            reply_text("greeted bob"),
+            reply_text("bob is in"),
+            request_the_commit,
+            reply_text("asked for the config change"),
+            reply_text("the change is applied"),
+            request_the_later_commit,
+            reply_text("asked again"),
+            reply_text("denied; fine"),
+        ),
+        bob=Turns(
+            reply_tool_use("mcp__hive__send", {"to": "hm1nd", "body": "hello manager"}),
+            reply_text("answered"),
+        ),
+    )
+    env_extra = {**api.env(), "HOME": str(short_dir / "home")}
+    os.environ.update(env_extra)  # the daemon forwards ANTHROPIC_* / CLAUDE_CODE_* to agents
+    try:
+        daemon = start_daemon(short_dir / "state", short_dir / "run", "--backend", "bwrap")
+    finally:
+        for key in env_extra:
+            os.environ.pop(key, None)
+    try:
+        await run_flow(daemon, api, proposal)
+    except BaseException:
+        # The containers' output is the only witness of what went wrong inside.
+        for name in ("hm1nd", "bob"):
+            print(f"--- hive logs {name}\n{daemon.cli('logs', name, '--lines', '80').stdout}")
+        print("--- fake API requests:", [r.last_user_text()[-120:] for r in api.requests])
+        print("--- tool results:", [r.tool_results() for r in api.requests])
+        raise
+    finally:
+        assert stop_daemon(daemon) == 0
+
+
+async def run_flow(daemon: Daemon, api: FakeAnthropic, proposal: dict[str, str]) -> None:
+    async with await Client.connect(daemon.host_socket) as watcher:
+        tail = Tail(watcher)
+        await tail.until(
+            lambda e: (
+                e.get("type") == "agent_state"
+                and e.get("agent") == "hm1nd"
+                and e.get("state") == "running"
+            )
+        ) if not _running(daemon, "hm1nd") else None
+        sent = daemon.cli("send", "--to", "hm1nd", "we need a reviewer on this team")
+        assert sent.returncode == 0, sent.stderr
+
+        requested = await tail.until(lambda e: e.get("type") == "approval_requested")
+        spawn_id = requested["approval"]["id"]
+        assert requested["approval"]["kind"] == "spawn"
+        assert not _running(daemon, "bob")  # nothing happens before the operator decides
+        approved = daemon.cli("approve", str(spawn_id))
+        assert approved.returncode == 0 and "applied" in approved.stdout, approved.stderr
+
+        welcome = await tail.message("hm1nd", "bob")
+        assert welcome["body"] == "welcome, bob"
+        reply = await tail.message("bob", "hm1nd")
+        assert reply["body"] == "hello manager"
+        assert _running(daemon, "bob")
+
+        repo = daemon.state_dir / "proposed" / "bob" / "config"
+        toml = repo / "agent.toml"
+        toml.write_text('role = "reviewer"\n' + toml.read_text())
+        git(repo, "commit", "-qam", "bob becomes a reviewer")
+        proposal["sha"] = git(repo, "rev-parse", "HEAD")
+        daemon.cli("send", "--to", "hm1nd", "please make bob a reviewer")
+        asked = await tail.until(lambda e: e.get("type") == "approval_requested")
+        assert asked["approval"]["sha"] == proposal["sha"]
+        # hm1nd keeps working after asking: this later commit must not be applied.
+        toml.write_text(toml.read_text().replace('role = "reviewer"', 'role = "everything"'))
+        git(repo, "commit", "-qam", "a later edit")
+        proposal["later"] = git(repo, "rev-parse", "HEAD")
+
+        shown = daemon.cli("approval", asked["approval"]["id"].__str__())
+        assert '+role = "reviewer"' in shown.stdout and "everything" not in shown.stdout
+        applied = daemon.cli("approve", str(asked["approval"]["id"]))
+        assert "applied" in applied.stdout, applied.stderr + applied.stdout
+        applied_dir = daemon.state_dir / "applied" / "bob"
+        assert git(applied_dir, "rev-parse", "HEAD^{tree}") == git(
+            repo, "rev-parse", f"{proposal['sha']}^{{tree}}"
+        )
+        await tail.until(
+            lambda e: (
+                e.get("type") == "agent_state"
+                and e.get("agent") == "bob"
+                and e.get("state") == "running"
+                and e.get("config_sha") == git(applied_dir, "rev-parse", "HEAD")
+            )
+        )
+        await asyncio.wait_for(api.wait_for_request(woken_by('"state": "applied"')), WAIT)
+
+        daemon.cli("send", "--to", "hm1nd", "also let bob message everyone")
+        later = await tail.until(
+            lambda e: (
+                e.get("type") == "approval_requested" and e["approval"]["sha"] == proposal["later"]
+            )
+        )
+        before = git(applied_dir, "rev-parse", "HEAD")
+        denied = daemon.cli("deny", str(later["approval"]["id"]), "--reason", "not now")
+        assert "denied" in denied.stdout, denied.stderr
+        told = await asyncio.wait_for(api.wait_for_request(woken_by('"state": "denied"')), WAIT)
+        assert "not now" in told.last_user_text()
+        assert git(applied_dir, "rev-parse", "HEAD") == before
+
+    log = json.loads(daemon.cli("messages", "--json", "--limit", "100").stdout)
+    pairs = [(m["from"], m["to"]) for m in log if m["kind"] == "message"]
+    assert ("hm1nd", "bob") in pairs and ("bob", "hm1nd") in pairs
+
+
+def _running(daemon: Daemon, name: str) -> bool:
+    listed = json.loads(daemon.cli("agents", "--json").stdout)
+    found = [a for a in listed if a["name"] == name]
+    return bool(found and found[0]["container"] and found[0]["container"]["state"] == "running")
