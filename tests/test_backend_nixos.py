@@ -229,7 +229,8 @@ async def test_the_flake_evaluates_with_the_agent_module_agent_nix_and_the_unfre
     setup: Setup,
 ) -> None:
     tricky = 'quote " dollar ${HOME} backslash \\ newline \n end'
-    spec = setup.spec("alice", env={"HYPERHIVE_ENGINE": "fake", "TRICKY": tricky})
+    # A role is free text, so it proves the Nix string escaping.
+    spec = setup.spec("alice", env={"HYPERHIVE_ENGINE": "fake", "HYPERHIVE_AGENT_ROLE": tricky})
     spec.config_dir.mkdir(parents=True)
     (spec.config_dir / "agent.nix").write_text('{ lib, ... }: { agentMarker = "alice"; }\n')
     await setup.backend.create(spec)
@@ -250,7 +251,7 @@ async def test_the_flake_evaluates_with_the_agent_module_agent_nix_and_the_unfre
         "name": "alice",
         "role": "agent",
         "network": True,
-        "environment": {"HYPERHIVE_ENGINE": "fake", "TRICKY": tricky},
+        "environment": {"HYPERHIVE_ENGINE": "fake", "HYPERHIVE_AGENT_ROLE": tricky},
     }
 
 
@@ -316,3 +317,20 @@ def test_the_fake_fails_the_way_nixos_container_fails(setup: Setup, short_dir: P
     again = setup.fake("create", "h-x")
     assert again.returncode != 0 and "already exists" in again.stderr
     assert os.access(FAKE, os.X_OK)
+
+
+async def test_secrets_stay_out_of_the_flake_and_go_to_a_private_env_file(setup: Setup) -> None:
+    spec = setup.spec(
+        "alice",
+        env={
+            "ANTHROPIC_API_KEY": "sk-ant-not-for-the-store",
+            "HYPERHIVE_AGENT_NAME": "alice",
+            "HYPERHIVE_AGENT_ROLE": "reviewer",
+        },
+    )
+    await setup.backend.create(spec)
+    flake = (setup.backend.flake_dir("alice") / "flake.nix").read_text()
+    assert "sk-ant-not-for-the-store" not in flake and '"reviewer"' in flake
+    env_file = spec.socket_dir / "env"
+    assert env_file.read_text() == 'ANTHROPIC_API_KEY="sk-ant-not-for-the-store"\n'
+    assert env_file.stat().st_mode & 0o777 == 0o600

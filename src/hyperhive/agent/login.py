@@ -141,16 +141,23 @@ class SetupTokenFlow:
         self._more.set()
 
     async def _expect(self, pattern: re.Pattern[str]) -> str:
+        assert self._proc is not None
+        ended = asyncio.ensure_future(self._proc.wait())
         try:
             async with asyncio.timeout(FLOW_TIMEOUT):
-                while not (found := pattern.search(self._output.replace("\r\n", ""))):
-                    if self._proc is not None and self._proc.returncode is not None:
+                while not (found := pattern.search(self._output.replace("\r", ""))):
+                    if ended.done():
                         raise LoginError("claude setup-token ended without finishing")
                     self._more.clear()
-                    await self._more.wait()
+                    more = asyncio.ensure_future(self._more.wait())
+                    await asyncio.wait({more, ended}, return_when=asyncio.FIRST_COMPLETED)
+                    more.cancel()
         except TimeoutError:
             await self.abort()
             raise LoginError("claude setup-token did not answer in time") from None
+        finally:
+            if not ended.done():
+                ended.cancel()
         return found.group(0)
 
     async def abort(self) -> None:

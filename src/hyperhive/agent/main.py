@@ -10,9 +10,11 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
 from hyperhive.agent import settings as agent_settings
@@ -33,13 +35,32 @@ def _claude_engine(settings: AgentSettings, credentials: Credentials) -> Engine:
         from hyperhive.agent.claude import ClaudeEngine
 
         tools = HiveTools(settings.socket, settings.role)
-        return ClaudeEngine(settings, tools, credentials, role=settings.agent_role)
+        # nixpkgs' claude-code in a NixOS container; else the wheel's bundled CLI.
+        cli = os.environ.get("HYPERHIVE_CLAUDE_CLI")
+        return ClaudeEngine(
+            settings,
+            tools,
+            credentials,
+            role=settings.agent_role,
+            cli_path=Path(cli) if cli else None,
+        )
 
     return DeferredEngine(build)
 
 
 def _fake_engine(settings: AgentSettings, credentials: Credentials) -> Engine:
     return ScriptedEngine()
+
+
+def claude_cli() -> str:
+    """``claude`` from PATH (nixpkgs' claude-code in a NixOS container), else the
+    CLI bundled in the claude-agent-sdk wheel."""
+    found = shutil.which(os.environ.get("HYPERHIVE_CLAUDE_CLI", "claude"))
+    if found:
+        return found
+    import claude_agent_sdk
+
+    return str(Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude")
 
 
 # Engines by name, as backends are: "fake" echoes, for demos and benchmarks.
@@ -74,7 +95,8 @@ async def serve(settings: AgentSettings) -> int:
     history = History(settings.history_db, secrets=credentials.secrets)
     engine = ENGINES[settings.engine](settings, credentials)
     setup = SetupTokenFlow(
-        ["claude", "setup-token"], {**os.environ, "CLAUDE_CONFIG_DIR": str(settings.claude_dir)}
+        [claude_cli(), "setup-token"],
+        {**os.environ, "CLAUDE_CONFIG_DIR": str(settings.claude_dir)},
     )
     harness = Harness(settings, engine, history, credentials, setup_token=setup)
     server = WebServer.for_app(

@@ -40,6 +40,7 @@ from hyperhive.backends.nix_flake import (
     default_hyperhive_url,
     nspawn_flags,
     render_flake,
+    secret_env_file,
     with_flags,
 )
 
@@ -173,6 +174,11 @@ class NixosBackend:
             with_agent_nix=agent_nix.is_file(),
         )
         _write_atomic(flake / "flake.nix", text)
+        spec.socket_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        env_file = spec.socket_dir / "env"
+        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secret_env_file(spec))
         return flake
 
     def _write_flags(self, name: str, flags: str) -> None:

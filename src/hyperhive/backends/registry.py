@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -23,7 +24,9 @@ PROBE_TIMEOUT: Final = 10.0
 Factory = Callable[[Path, Sequence[Path]], Backend]
 
 BACKENDS: Final[dict[str, Factory]] = {
-    "nixos": lambda work, hide: NixosBackend(work),
+    "nixos": lambda work, hide: NixosBackend(
+        work, hyperhive_url=os.environ.get("HYPERHIVE_FLAKE_URL") or None
+    ),
     "bwrap": lambda work, hide: BwrapBackend(work, hide=hide),
     "process": lambda work, hide: ProcessBackend(work),
 }

@@ -189,7 +189,8 @@ async def agents_view(hive: Hive, host: str, reader: StatsReader) -> dict[str, A
     pending = hive.broker.pending()
     containers = hive.lifecycle.records.all() if hive.has_containers else {}
     rows = []
-    for agent in hive.registry.all():
+    # The manager first: it is the one the operator talks to most.
+    for agent in sorted(hive.registry.all(), key=lambda a: (a.role != "manager", a.name)):
         paths = agent_paths(hive.config, agent.name)
         stats = await asyncio.to_thread(reader.read, paths.state / "history.db")
         record = containers.get(agent.name)

@@ -343,6 +343,7 @@
     seen.add(key);
     const row = el("div", "fl " + cls);
     row.dataset.ts = ts;
+    row.dataset.key = key;
     row.dataset.agents = " " + agents.join(" ") + " ";
     row.append(el("span", "ts", clock(ts)), ...parts);
     const filter = $("filter").value;
@@ -352,16 +353,33 @@
     let after = flow.lastElementChild;
     while (after && Number(after.dataset.ts) > ts) after = after.previousElementSibling;
     flow.insertBefore(row, after ? after.nextSibling : flow.firstChild);
-    while (flow.childElementCount > MAX_FLOW) flow.firstElementChild.remove();
+    while (flow.childElementCount > MAX_FLOW) {
+      seen.delete(flow.firstElementChild.dataset.key);
+      flow.firstElementChild.remove();
+    }
     if (stick) flow.scrollTop = flow.scrollHeight;
   }
   function addMessage(m) {
     const route = [el("span", "from", m.from), el("span", "arrow", " → "), el("span", "to", m.to), el("span", "mid", ` #${m.id}`)];
     if (m.kind === "event") {
-      const detail = m.payload ? short(JSON.stringify(m.payload), 200) : "";
-      place(`m${m.id}`, m.created_at, [m.from, m.to], "k-event", [...route, el("div", "body", `⚑ ${m.body} ${detail}`)]);
+      place(`m${m.id}`, m.created_at, [m.from, m.to], "k-event", [...route, el("div", "body", eventText(m))]);
     } else {
       place(`m${m.id}`, m.created_at, [m.from, m.to], "k-message", [...route, el("div", "body", m.body)]);
+    }
+  }
+  // A core event in an inbox, said the way the operator would say it.
+  function eventText(m) {
+    const p = m.payload || {};
+    const why = p.decision_reason || p.error || p.detail;
+    switch (m.body) {
+      case "approval_decided":
+        return `⚑ approval_decided #${p.id} ${KIND[p.kind] || p.kind} ${p.agent} → ${p.state}${why ? `: ${short(why)}` : ""}`;
+      case "operator_answered":
+        return `⚑ operator_answered #${p.question_id} “${short(p.question || "", 80)}” → ${short(answerText(p.answer))}`;
+      case "agent_state":
+        return `⚑ agent_state ${p.agent} ${p.state}${why ? `: ${short(why)}` : ""}`;
+      default:
+        return `⚑ ${m.body} ${m.payload ? short(JSON.stringify(m.payload), 200) : ""}`;
     }
   }
   function describe(ev) {
