@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import os
 import shutil
@@ -58,9 +59,11 @@ def claude_cli() -> str:
     found = shutil.which(os.environ.get("HYPERHIVE_CLAUDE_CLI", "claude"))
     if found:
         return found
-    import claude_agent_sdk
-
-    return str(Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude")
+    # Located without importing: the SDK costs ~45 MiB an idle agent should not pay.
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    if spec is None or spec.origin is None:
+        return "claude"
+    return str(Path(spec.origin).parent / "_bundled" / "claude")
 
 
 # Engines by name, as backends are: "fake" echoes, for demos and benchmarks.
