@@ -101,6 +101,7 @@ def main() -> int:
             "hyperhive.core.main",
             "serve",
             "--no-containers",
+            "--no-dashboard",
             "--log-level",
             "WARNING",
         ],

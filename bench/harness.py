@@ -106,7 +106,7 @@ def main() -> int:
         "HYPERHIVE_RUN_DIR": str(base / "r"),
     }
     core = subprocess.Popen(
-        [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers",
+        [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers", "--no-dashboard",
          "--log-level", "WARNING"],
         env=env, stdout=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip

@@ -74,6 +74,9 @@ class Daemon:
 def start_daemon(state_dir: Path, run_dir: Path, *extra: str) -> Daemon:
     """``extra`` flags for ``serve``; without any, a broker-only core (no containers)."""
     extra = extra or ("--no-containers",)
+    if "--listen" not in extra:
+        # Daemons run side by side in tests; only those that ask get a dashboard.
+        extra = (*extra, "--no-dashboard")
     env = {
         **os.environ,
         "HYPERHIVE_STATE_DIR": str(state_dir),

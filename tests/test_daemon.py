@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from conftest import Daemon, start_daemon, stop_daemon
@@ -170,7 +171,7 @@ def test_a_second_signal_forces_exit_when_the_drain_is_stuck(daemon: Daemon) -> 
 
 def test_a_second_daemon_on_the_same_run_dir_refuses_to_start(daemon: Daemon) -> None:
     other = subprocess.run(
-        [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers"],
+        [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers", "--no-dashboard"],
         env={**daemon.env, "HYPERHIVE_STATE_DIR": str(daemon.state_dir.parent / "other")},
         capture_output=True,
         text=True,
@@ -205,3 +206,30 @@ def test_a_corrupt_database_stops_the_start_with_a_clear_error(short_dir: Path) 
     assert result.returncode == 2
     assert "refusing to touch it" in result.stderr
     assert (state / "hive.db").read_bytes() == b"definitely not sqlite" * 100
+
+
+def test_the_daemon_serves_the_dashboard_on_its_listen_address(short_dir: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemon = start_daemon(
+        short_dir / "state", short_dir / "run", "--no-containers", "--listen", f"127.0.0.1:{port}"
+    )
+    try:
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert page.status_code == 200 and "hyperhive" in page.text
+    finally:
+        assert stop_daemon(daemon) == 0
+
+
+def test_a_non_loopback_listen_without_a_token_refuses_to_start(short_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers",
+         "--state-dir", str(short_dir / "state"), "--run-dir", str(short_dir / "run"),
+         "--listen", "0.0.0.0:7999"],
+        env={k: v for k, v in os.environ.items() if k != "HYPERHIVE_OPERATOR_TOKEN"},
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "without an operator token" in result.stderr
+    assert not (short_dir / "run" / "host.sock").exists()

@@ -10,8 +10,10 @@ import signal
 import sys
 
 from hyperhive import config as hive_config
+from hyperhive.core.dashboard import serve_dashboard, stop_dashboard
 from hyperhive.core.hive import Hive
 from hyperhive.errors import HiveError
+from hyperhive.web.security import check_listen
 
 log = logging.getLogger("hive-c0re")
 
@@ -29,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="container backend (env HYPERHIVE_BACKEND; default auto)",
     )
     serve.add_argument(
+        "--token",
+        default=os.environ.get("HYPERHIVE_OPERATOR_TOKEN"),
+        help="operator token; required off loopback (env HYPERHIVE_OPERATOR_TOKEN)",
+    )
+    serve.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
+    serve.add_argument(
         "--no-manager",
         action="store_true",
         default=os.environ.get("HYPERHIVE_NO_MANAGER") == "1",
@@ -43,7 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve(config: hive_config.Config, *, manager: bool, containers: bool) -> int:
+async def serve(
+    config: hive_config.Config,
+    *,
+    manager: bool,
+    containers: bool,
+    token: str | None,
+    dashboard: bool,
+) -> int:
+    if dashboard:
+        check_listen(config.listen_host, token)  # refuse before any container starts
     backend = None
     if containers:
         from hyperhive.backends.registry import choose
@@ -55,6 +72,13 @@ async def serve(config: hive_config.Config, *, manager: bool, containers: bool) 
         )
     hive = Hive(config, backend)
     await hive.start(manager=manager and containers)
+    web = None
+    if dashboard:
+        try:
+            web = await serve_dashboard(hive, config.listen_host, config.listen_port, token)
+        except HiveError:
+            await hive.shutdown()
+            raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -70,6 +94,8 @@ async def serve(config: hive_config.Config, *, manager: bool, containers: bool) 
         loop.add_signal_handler(signum, on_signal, signum)
     print(f"hive-c0re ready: {config.host_socket}", flush=True)
     await stop.wait()
+    if web is not None:
+        await stop_dashboard(web)  # end the SSE streams before the hive goes
     await hive.shutdown()
     log.info("stopped")
     return 0
@@ -87,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
             state_dir=args.state_dir, run_dir=args.run_dir, listen=args.listen, backend=args.backend
         )
         return asyncio.run(
-            serve(config, manager=not args.no_manager, containers=not args.no_containers)
+            serve(
+                config,
+                manager=not args.no_manager,
+                containers=not args.no_containers,
+                token=args.token,
+                dashboard=not args.no_dashboard,
+            )
         )
     except HiveError as exc:
         print(f"hive-c0re: {exc.message}", file=sys.stderr)
