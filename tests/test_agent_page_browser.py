@@ -11,19 +11,9 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from hyperhive.web import create_agent_app
+from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.stub_control import SETUP_URL, StubControl, serving
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WAIT_MS = 5000
 
 

@@ -19,8 +19,10 @@ from hyperhive.agent.settings import AgentSettings
 from hyperhive.client import Client
 from hyperhive.core.hive import Hive
 from hyperhive.web import create_agent_app
+from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.stub_control import serving
-from test_agent_page_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
+
+WAIT_MS = 5000
 
 
 async def test_an_operator_watches_and_steers_a_live_harness(hive: Hive, short_dir: Path) -> None:

@@ -7,20 +7,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hyperhive.agent.claude import ClaudeEngine
-from hyperhive.agent.control import AgentEvent
-from hyperhive.agent.harness import Harness
-from hyperhive.agent.history import History
 from hyperhive.agent.login import Credentials
 from hyperhive.agent.settings import AgentSettings
 from hyperhive.agent.tools import HiveTools
 from hyperhive.client import Client
 from hyperhive.core.hive import Hive
 from support.fake_anthropic import FakeAnthropic, HangReply, Turns, reply_text, reply_tool_use
+from support.running import RunningAgent
 
 WAIT = 60.0
 
@@ -31,28 +28,10 @@ async def api() -> AsyncIterator[FakeAnthropic]:
         yield fake
 
 
-class Agent:
-    def __init__(self, settings: AgentSettings, env: dict[str, str]) -> None:
-        credentials = Credentials(settings.claude_dir, env)
-        self.engine = ClaudeEngine(settings, HiveTools(settings.socket), credentials, env=env)
-        self.history = History(settings.history_db, secrets=credentials.secrets)
-        self.harness = Harness(settings, self.engine, self.history, credentials)
-        # Only this run's events: a restarted agent shares the history.db.
-        self._events = self.history.subscribe(self.history.last_id())
-        self.task = asyncio.create_task(self.harness.run())
-
-    async def next_kind(self, kind: str, **match: Any) -> AgentEvent:
-        async with asyncio.timeout(WAIT):
-            async for event in self._events:
-                if event.kind == kind and all(event.data.get(k) == v for k, v in match.items()):
-                    return event
-        raise AssertionError(f"history ended before a {kind} event")
-
-    async def stop(self) -> None:
-        self.harness.stop()
-        await asyncio.wait_for(self.task, WAIT)
-        await self._events.aclose()  # type: ignore[attr-defined]
-        self.history.close()
+def start_agent(settings: AgentSettings, env: dict[str, str]) -> RunningAgent[ClaudeEngine]:
+    credentials = Credentials(settings.claude_dir, env)
+    engine = ClaudeEngine(settings, HiveTools(settings.socket), credentials, env=env)
+    return RunningAgent(settings, engine, env, WAIT)
 
 
 @pytest.fixture
@@ -85,7 +64,7 @@ async def test_a_message_makes_claude_call_the_hive_send_tool(
         reply_tool_use("mcp__hive__send", {"to": "bob", "body": "hello bob"}),
         reply_text("told bob"),
     )
-    agent = Agent(alice, cli_env(api, alice))
+    agent = start_agent(alice, cli_env(api, alice))
     try:
         async with await Client.connect(hive.config.host_socket) as op:
             await op.call("send", to="alice", body="please greet bob")
@@ -110,7 +89,7 @@ async def test_a_core_refusal_reaches_the_model_as_a_tool_error(
         reply_tool_use("mcp__hive__send", {"to": "hm1nd", "body": "not on my list"}),
         reply_text("ok"),
     )
-    agent = Agent(alice, cli_env(api, alice))
+    agent = start_agent(alice, cli_env(api, alice))
     try:
         await agent.harness.prompt("message the manager")
         used = await agent.next_kind("tool_use", name="mcp__hive__send")
@@ -129,7 +108,7 @@ async def test_cancel_stops_a_turn_mid_stream_and_the_next_turn_works(
 ) -> None:
     hang = HangReply()
     api.script = Turns(hang, reply_text("second answer"))
-    agent = Agent(alice, cli_env(api, alice))
+    agent = start_agent(alice, cli_env(api, alice))
     try:
         await agent.harness.prompt("a long task")
         await asyncio.wait_for(hang.started.wait(), WAIT)
@@ -149,7 +128,7 @@ async def test_model_choice_reaches_the_api_and_survives_a_restart(
     hive: Hive, alice: AgentSettings, api: FakeAnthropic
 ) -> None:
     api.script = Turns(reply_text("one"), reply_text("two"))
-    agent = Agent(alice, cli_env(api, alice))
+    agent = start_agent(alice, cli_env(api, alice))
     try:
         assert (await agent.harness.prompt("/model claude-x-test")).ok
         await agent.harness.prompt("hello")
@@ -158,7 +137,7 @@ async def test_model_choice_reaches_the_api_and_survives_a_restart(
         await agent.stop()
     assert api.turn_requests[-1].model == "claude-x-test"
 
-    again = Agent(alice, cli_env(api, alice))  # a new harness, a new CLI process
+    again = start_agent(alice, cli_env(api, alice))  # a new harness, a new CLI process
     try:
         await again.harness.prompt("still there?")
         await again.next_kind("turn_end")
@@ -171,7 +150,7 @@ async def test_clear_starts_a_new_session_and_restarts_resume_the_old_one(
     hive: Hive, alice: AgentSettings, api: FakeAnthropic
 ) -> None:
     api.script = Turns(reply_text("one"), reply_text("two"), reply_text("three"))
-    agent = Agent(alice, cli_env(api, alice))
+    agent = start_agent(alice, cli_env(api, alice))
     try:
         await agent.harness.prompt("first")
         first = (await agent.next_kind("turn_end")).data["session_id"]
@@ -184,7 +163,7 @@ async def test_clear_starts_a_new_session_and_restarts_resume_the_old_one(
     assert first and cleared and cleared != first
     assert alice.session_file.read_text().strip() == cleared
 
-    again = Agent(replace(alice), cli_env(api, alice))
+    again = start_agent(replace(alice), cli_env(api, alice))
     try:
         await again.harness.prompt("resumed?")
         end = await again.next_kind("turn_end")

@@ -16,20 +16,10 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from hyperhive.config import Config
+from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.dashboard import Swarm, live_swarm
 from support.stub_control import serving
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WAIT_MS = 5000
 SLOW_MS = 20000  # approving a Spawn creates and starts a container
 RUNNING = re.compile(r"^running \d+[smhd]$")

@@ -12,43 +12,16 @@ from typing import Any
 
 import pytest
 
-from hyperhive.agent.control import AgentControl, AgentEvent
+from hyperhive.agent.control import AgentControl
 from hyperhive.agent.engine import EngineError, EngineEvent
 from hyperhive.agent.fake_engine import Hang, ScriptedEngine, Step
-from hyperhive.agent.harness import Harness
-from hyperhive.agent.history import History
-from hyperhive.agent.login import Credentials
 from hyperhive.agent.settings import AgentSettings
 from hyperhive.client import Client
 from hyperhive.core.hive import Hive
 from hyperhive.errors import BadRequest
+from support.running import RunningAgent
 
 WAIT = 10.0
-
-
-class Running:
-    """A harness task plus an event reader over its history."""
-
-    def __init__(self, harness: Harness, history: History, engine: ScriptedEngine) -> None:
-        self.harness = harness
-        self.history = history
-        self.engine = engine
-        # Only this run's events: a restarted agent shares the history.db.
-        self._events = history.subscribe(history.last_id())
-        self.task = asyncio.create_task(harness.run())
-
-    async def next_kind(self, kind: str, **match: Any) -> AgentEvent:
-        async with asyncio.timeout(WAIT):
-            async for event in self._events:
-                if event.kind == kind and all(event.data.get(k) == v for k, v in match.items()):
-                    return event
-        raise AssertionError(f"history ended before a {kind} event")
-
-    async def stop(self) -> None:
-        self.harness.stop()
-        await asyncio.wait_for(self.task, WAIT)
-        await self._events.aclose()  # type: ignore[attr-defined]
-        self.history.close()
 
 
 def make_settings(hive: Hive, base: Path, name: str = "alice") -> AgentSettings:
@@ -69,12 +42,10 @@ def start(
     settings: AgentSettings,
     engine: ScriptedEngine,
     env: dict[str, str] | None = None,
-) -> Running:
+) -> RunningAgent[ScriptedEngine]:
     if env is None:
         env = {"ANTHROPIC_API_KEY": "sk-test-secret-1"}
-    credentials = Credentials(settings.claude_dir, env)
-    history = History(settings.history_db, secrets=credentials.secrets)
-    return Running(Harness(settings, engine, history, credentials), history, engine)
+    return RunningAgent(settings, engine, env, WAIT)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ PROBE = r"""
 import json, os, signal, socket, subprocess, sys, time
 
 mode, args = sys.argv[1], sys.argv[2:]
-SLEEP = [sys.executable, "-c", "import time; time.sleep(600)"]
+SLEEP = [sys.executable, "-c", "import signal; signal.pause()"]
 
 def read(path):
     try:
@@ -78,7 +78,7 @@ child = subprocess.Popen(SLEEP)
 escapee = subprocess.Popen(SLEEP, start_new_session=True, stdout=subprocess.DEVNULL)
 print(f"TREE {os.getpid()} {child.pid} {escapee.pid}", flush=True)
 while True:
-    time.sleep(600)
+    signal.pause()
 """
 
 

@@ -12,8 +12,6 @@ import html
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from functools import cache
-from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -33,26 +31,19 @@ from hyperhive.web.security import (
     new_csrf_token,
 )
 from hyperhive.web.sse import HEARTBEAT_S, StreamHub, event_stream, status_wire
+from hyperhive.web.static_files import CSS, JS, static_route, static_text
 
 MAX_FIELD_BYTES = 256 * 1024
 MAX_BODY_BYTES = 4 * MAX_FIELD_BYTES  # JSON escaping can quadruple a field on the wire
 BACKFILL_LIMIT = 500
 HISTORY_MAX_LIMIT = 1000
-STATIC_TYPES = {
-    "hive.css": "text/css; charset=utf-8",
-    "agent.js": "text/javascript; charset=utf-8",
-}
+STATIC_TYPES = {"hive.css": CSS, "agent.js": JS}
 
 logger = logging.getLogger(__name__)
 
 
 class BadInput(Exception):
     """The request was malformed; answered 400 before anything is called."""
-
-
-@cache
-def static_text(name: str) -> str:
-    return files("hyperhive.web").joinpath("static", name).read_text(encoding="utf-8")
 
 
 def create_agent_app(
@@ -68,13 +59,6 @@ def create_agent_app(
         headers = {**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP}
         headers["Cache-Control"] = "no-store"
         return HTMLResponse(body, headers=headers)
-
-    async def static(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in STATIC_TYPES:
-            return Response("not found", status_code=404, media_type="text/plain")
-        headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
-        return Response(static_text(name), media_type=STATIC_TYPES[name], headers=headers)
 
     async def status(request: Request) -> Response:
         return JSONResponse(status_wire(control.status()), headers={"Cache-Control": "no-store"})
@@ -121,7 +105,7 @@ def create_agent_app(
 
     routes = [
         Route("/", page, methods=["GET"]),
-        Route("/static/{name}", static, methods=["GET"]),
+        Route("/static/{name}", static_route(STATIC_TYPES), methods=["GET"]),
         Route("/api/status", status, methods=["GET"]),
         Route("/api/history", history, methods=["GET"]),
         Route("/events", events, methods=["GET"]),

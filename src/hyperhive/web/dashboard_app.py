@@ -22,7 +22,6 @@ from starlette.routing import Route
 
 from hyperhive.errors import ClientError, HiveError
 from hyperhive.names import OPERATOR
-from hyperhive.web.agent_app import static_text
 from hyperhive.web.dashboard_api import (
     FLOW_LIMIT,
     FLOW_MAX,
@@ -42,15 +41,12 @@ from hyperhive.web.dashboard_feed import BusFeed
 from hyperhive.web.security import PAGE_CSP, SECURITY_HEADERS, TokenGate, csrf_refusal
 from hyperhive.web.security import new_csrf_token as new_csrf
 from hyperhive.web.sse import HEARTBEAT_S
+from hyperhive.web.static_files import CSS, JS, static_route, static_text
 
 if TYPE_CHECKING:
     from hyperhive.core.hive import Hive
 
-STATIC_TYPES: Final = {
-    "hive.css": "text/css; charset=utf-8",
-    "dashboard.css": "text/css; charset=utf-8",
-    "dashboard.js": "text/javascript; charset=utf-8",
-}
+STATIC_TYPES: Final = {"hive.css": CSS, "dashboard.css": CSS, "dashboard.js": JS}
 AGENT_ACTIONS: Final = ("start", "stop", "restart", "destroy")
 NO_STORE: Final = {"Cache-Control": "no-store"}
 
@@ -71,13 +67,6 @@ def create_dashboard_app(
         body = body.replace("{{host}}", html.escape(request.url.hostname or "127.0.0.1"))
         headers = {**SECURITY_HEADERS, **NO_STORE, "Content-Security-Policy": PAGE_CSP}
         return HTMLResponse(body, headers=headers)
-
-    async def static(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in STATIC_TYPES:
-            return Response("not found", status_code=404, media_type="text/plain")
-        headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
-        return Response(static_text(name), media_type=STATIC_TYPES[name], headers=headers)
 
     async def agents(request: Request) -> Response:
         view = await agents_view(hive, request.url.hostname or "127.0.0.1", stats)
@@ -176,7 +165,7 @@ def create_dashboard_app(
 
     routes = [
         Route("/", page, methods=["GET"]),
-        Route("/static/{name}", static, methods=["GET"]),
+        Route("/static/{name}", static_route(STATIC_TYPES), methods=["GET"]),
         Route("/api/agents", agents, methods=["GET"]),
         Route("/api/approvals", approvals, methods=["GET"]),
         Route("/api/questions", questions, methods=["GET"]),

@@ -1,0 +1,33 @@
+"""The pages' static files, shipped as package data and served read-only."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from functools import cache
+from importlib.resources import files
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hyperhive.web.security import SECURITY_HEADERS
+
+CSS = "text/css; charset=utf-8"
+JS = "text/javascript; charset=utf-8"
+
+
+@cache
+def static_text(name: str) -> str:
+    return files("hyperhive.web").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def static_route(types: Mapping[str, str]) -> Callable[[Request], Awaitable[Response]]:
+    """A ``/static/{name}`` handler serving exactly the files named in ``types``."""
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in types:
+            return Response("not found", status_code=404, media_type="text/plain")
+        headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+        return Response(static_text(name), media_type=types[name], headers=headers)
+
+    return static
