@@ -56,12 +56,18 @@ async def kill_container(hive: Hive, name: str) -> None:
     os.killpg(pid, signal.SIGKILL)  # as if it died on its own
 
 
-async def next_inbox_event(hive: Hive, name: str) -> dict[str, Any]:
-    got = await manager(hive, "recv", wait=30)
-    assert got is not None, "no event reached the manager"
-    message: dict[str, Any] = got["message"]
-    assert message["kind"] == "event", message
-    return message
+async def told_manager(watcher: BusWatcher, body: str) -> dict[str, Any]:
+    """The next core event stored for hm1nd. hm1nd's own harness consumes its
+    inbox, so the test watches what is stored, not what is left to receive."""
+    event = await watcher.next(
+        lambda e: (
+            e.get("type") == "message"
+            and e["message"]["to"] == "hm1nd"
+            and e["message"]["kind"] == "event"
+            and e["message"]["body"] == body
+        )
+    )
+    return dict(event["message"])
 
 
 async def test_boot_creates_the_manager_with_its_config_repos(swarm: Hive) -> None:
@@ -90,7 +96,7 @@ async def test_a_container_that_dies_is_reported_and_restarted(swarm: Hive) -> N
     await kill_container(swarm, "bob")
     crashed = await watcher.agent_state("bob", "restarting")
     assert "signal 9" in crashed["last_error"]
-    event = await next_inbox_event(swarm, "hm1nd")
+    event = await told_manager(watcher, "agent_state")
     assert event["body"] == "agent_state" and event["payload"]["agent"] == "bob"
     await watcher.agent_state("bob", "running")
     assert swarm.lifecycle.records.get("bob").restarts == 1  # type: ignore[union-attr]
@@ -132,6 +138,7 @@ async def test_stop_start_restart_and_destroy(swarm: Hive) -> None:
 
 
 async def test_spawn_requests_wait_for_the_operator(swarm: Hive) -> None:
+    watcher = BusWatcher(swarm.bus)
     asked = await manager(swarm, "request_spawn", name="carol", reason="needs a tester")
     assert asked["state"] == "pending" and "carol" not in swarm.registry
     with pytest.raises(RemoteError) as err:
@@ -140,7 +147,7 @@ async def test_spawn_requests_wait_for_the_operator(swarm: Hive) -> None:
     decided = await host(swarm, "approve", id=asked["id"])
     assert decided["state"] == "applied"
     assert swarm.lifecycle.records.get("carol").state == "running"  # type: ignore[union-attr]
-    event = await next_inbox_event(swarm, "hm1nd")
+    event = await told_manager(watcher, "approval_decided")
     assert event["body"] == "approval_decided" and event["payload"]["state"] == "applied"
     with pytest.raises(RemoteError) as again:
         await host(swarm, "approve", id=asked["id"])
@@ -176,7 +183,7 @@ async def test_apply_commit_applies_exactly_the_requested_sha(swarm: Hive) -> No
     message = await git(swarm.config.state_dir / "applied" / "bob", "log", "-1", "--format=%B")
     assert f"approval #{asked['id']}" in message and wanted in message
     await watcher.agent_state("bob", "running")
-    event = await next_inbox_event(swarm, "hm1nd")
+    event = await told_manager(watcher, "approval_decided")
     assert event["payload"]["id"] == asked["id"] and event["payload"]["state"] == "applied"
 
 
@@ -190,11 +197,12 @@ async def test_a_denied_request_changes_nothing_and_the_manager_is_told(swarm: H
     asked = await manager(swarm, "request_apply_commit", name="bob", sha=sha, reason="wider")
     with pytest.raises(RemoteError, match="reason"):
         await host(swarm, "deny", id=asked["id"], reason="")
+    watcher = BusWatcher(swarm.bus)
     denied = await host(swarm, "deny", id=asked["id"], reason="too wide")
     assert denied["state"] == "denied" and denied["decision_reason"] == "too wide"
     assert await swarm.lifecycle.repos.applied_sha("bob") == before
     assert swarm.registry.get("bob").allow_send == ("hm1nd", "operator")
-    event = await next_inbox_event(swarm, "hm1nd")
+    event = await told_manager(watcher, "approval_decided")
     assert (
         event["payload"]["state"] == "denied" and event["payload"]["decision_reason"] == "too wide"
     )
@@ -218,8 +226,9 @@ async def test_ask_operator_round_trips_to_an_operator_answered_event(
     with pytest.raises(RemoteError) as err:
         await host(swarm, "answer", id=asked["id"], answer=12)
     assert err.value.code == "bad_answer"
+    watcher = BusWatcher(swarm.bus)
     await host(swarm, "answer", id=asked["id"], answer=answer)
-    event = await next_inbox_event(swarm, "hm1nd")
+    event = await told_manager(watcher, "operator_answered")
     assert event["body"] == "operator_answered"
     assert event["payload"]["answer"] == expected and event["payload"]["question"] == "which?"
 

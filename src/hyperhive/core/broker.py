@@ -113,10 +113,13 @@ class Broker:
         self, sender: str, to: str, body: str, kind: Kind, payload: dict[str, Any] | None
     ) -> Message:
         now = self._clock()
+        text = json.dumps(payload) if payload is not None else None
+        # Live readers (the bus) see exactly what a reader of the log sees later.
+        payload = json.loads(text) if text is not None else None
         cur = self._conn.execute(
             "INSERT INTO messages (sender, recipient, body, kind, payload, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (sender, to, body, kind, json.dumps(payload) if payload is not None else None, now),
+            (sender, to, body, kind, text, now),
         )
         assert cur.lastrowid is not None
         message = Message(cur.lastrowid, sender, to, body, kind, payload, now)
