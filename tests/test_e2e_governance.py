@@ -1,7 +1,8 @@
 """The whole governance flow with real processes: a real ``hive-c0re`` on the
 bubblewrap backend, hm1nd and bob as real harnesses running the real Claude
-Code CLI in their containers, the operator on the real ``hive`` CLI, and the
-scripted fake Messages API in the test process."""
+Code CLI in their containers (hm1nd edits and commits bob's config with its own
+Read/Write/Bash tools), the operator on the real ``hive`` CLI, and the scripted
+fake Messages API in the test process."""
 
 from __future__ import annotations
 
@@ -75,11 +76,40 @@ async def test_the_manager_grows_and_reconfigures_the_swarm_only_with_approval(
     api: FakeAnthropic, short_dir: Path
 ) -> None:
     proposal: dict[str, str] = {}
+    host_repo = short_dir / "state" / "proposed" / "bob" / "config"
+    repo = "/agents/bob/config"  # the same repo, as hm1nd sees it in its container
 
     def request_the_commit(request: RecordedRequest) -> Reply:
+        # hm1nd's own Bash step has committed by now; ask for exactly that commit.
+        proposal["sha"] = git(host_repo, "rev-parse", "HEAD")
         return reply_tool_use(
             "mcp__hive__request_apply_commit",
             {"name": "bob", "sha": proposal["sha"], "reason": "bob becomes a reviewer"},
+        )
+
+    later_committed = asyncio.Event()
+
+    def write_a_later_edit(request: RecordedRequest) -> Reply:
+        # hm1nd keeps working after asking: this later commit must not be applied.
+        current = (host_repo / "agent.toml").read_text()
+        return reply_tool_use(
+            "Write",
+            {
+                "file_path": f"{repo}/agent.toml",
+                "content": current.replace("reviewer", "everything"),
+            },
+        )
+
+    def note_the_later_commit(request: RecordedRequest) -> Reply:
+        proposal["later"] = git(host_repo, "rev-parse", "HEAD")
+        later_committed.set()
+        return reply_text("asked for the config change, and kept working")
+
+    def write_the_role(request: RecordedRequest) -> Reply:
+        current = (host_repo / "agent.toml").read_text()
+        return reply_tool_use(
+            "Write",
+            {"file_path": f"{repo}/agent.toml", "content": 'role = "reviewer"\n' + current},
         )
 
     def request_the_later_commit(request: RecordedRequest) -> Reply:
@@ -97,8 +127,22 @@ async def test_the_manager_grows_and_reconfigures_the_swarm_only_with_approval(
             reply_tool_use("mcp__hive__send", {"to": "bob", "body": "welcome, bob"}),
             reply_text("greeted bob"),
             reply_text("bob is in"),
+            reply_tool_use("Read", {"file_path": f"{repo}/agent.toml"}),
+            write_the_role,
+            reply_tool_use(
+                "Bash",
+                {
+                    "command": f"git -C {repo} commit -qam 'bob becomes a reviewer'",
+                    "description": "commit the config change",
+                },
+            ),
             request_the_commit,
-            reply_text("asked for the config change"),
+            write_a_later_edit,
+            reply_tool_use(
+                "Bash",
+                {"command": f"git -C {repo} commit -qam 'a later edit'", "description": "commit"},
+            ),
+            note_the_later_commit,
             reply_text("the change is applied"),
             request_the_later_commit,
             reply_text("asked again"),
@@ -117,7 +161,7 @@ async def test_the_manager_grows_and_reconfigures_the_swarm_only_with_approval(
         for key in env_extra:
             os.environ.pop(key, None)
     try:
-        await run_flow(daemon, api, proposal)
+        await run_flow(daemon, api, proposal, later_committed)
     except BaseException:
         # The containers' output is the only witness of what went wrong inside.
         for name in ("hm1nd", "bob"):
@@ -129,16 +173,19 @@ async def test_the_manager_grows_and_reconfigures_the_swarm_only_with_approval(
         assert stop_daemon(daemon) == 0
 
 
-async def run_flow(daemon: Daemon, api: FakeAnthropic, proposal: dict[str, str]) -> None:
+async def run_flow(
+    daemon: Daemon, api: FakeAnthropic, proposal: dict[str, str], later_committed: asyncio.Event
+) -> None:
     async with await Client.connect(daemon.host_socket) as watcher:
         tail = Tail(watcher)
-        await tail.until(
-            lambda e: (
-                e.get("type") == "agent_state"
-                and e.get("agent") == "hm1nd"
-                and e.get("state") == "running"
+        if not _running(daemon, "hm1nd"):
+            await tail.until(
+                lambda e: (
+                    e.get("type") == "agent_state"
+                    and e.get("agent") == "hm1nd"
+                    and e.get("state") == "running"
+                )
             )
-        ) if not _running(daemon, "hm1nd") else None
         sent = daemon.cli("send", "--to", "hm1nd", "we need a reviewer on this team")
         assert sent.returncode == 0, sent.stderr
 
@@ -157,18 +204,16 @@ async def run_flow(daemon: Daemon, api: FakeAnthropic, proposal: dict[str, str])
 
         repo = daemon.state_dir / "proposed" / "bob" / "config"
         toml = repo / "agent.toml"
-        toml.write_text('role = "reviewer"\n' + toml.read_text())
-        git(repo, "commit", "-qam", "bob becomes a reviewer")
-        proposal["sha"] = git(repo, "rev-parse", "HEAD")
         daemon.cli("send", "--to", "hm1nd", "please make bob a reviewer")
         asked = await tail.until(lambda e: e.get("type") == "approval_requested")
         assert asked["approval"]["sha"] == proposal["sha"]
-        # hm1nd keeps working after asking: this later commit must not be applied.
-        toml.write_text(toml.read_text().replace('role = "reviewer"', 'role = "everything"'))
-        git(repo, "commit", "-qam", "a later edit")
-        proposal["later"] = git(repo, "rev-parse", "HEAD")
+        made = git(repo, "log", "-1", "--format=%an %s", proposal["sha"])
+        assert made == "hm1nd bob becomes a reviewer"  # hm1nd's own commit
+        await asyncio.wait_for(later_committed.wait(), WAIT)
+        assert proposal["later"] != proposal["sha"]
+        assert 'role = "everything"' in toml.read_text()
 
-        shown = daemon.cli("approval", asked["approval"]["id"].__str__())
+        shown = daemon.cli("approval", str(asked["approval"]["id"]))
         assert '+role = "reviewer"' in shown.stdout and "everything" not in shown.stdout
         applied = daemon.cli("approve", str(asked["approval"]["id"]))
         assert "applied" in applied.stdout, applied.stderr + applied.stdout

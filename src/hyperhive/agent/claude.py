@@ -112,6 +112,8 @@ class ClaudeEngine:
             model=self._model,
             env=env,
             cwd=self._settings.state_dir,
+            # The manager's file tools reach the agents' config repos too.
+            add_dirs=[self._settings.agents_dir] if self._settings.agents_dir else [],
             cli_path=self._cli_path,
         )
 
