@@ -91,9 +91,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 async def serve(settings: AgentSettings) -> int:
     from hyperhive.web import WebServer, check_listen, create_agent_app
+    from hyperhive.web.security import TokenCheck, page_salt
 
+    # From the core an agent gets only a digest of the operator token (see
+    # TokenCheck); a harness run by hand may be given the token itself.
     token = os.environ.get("HYPERHIVE_OPERATOR_TOKEN") or None
-    check_listen(settings.listen, token)
+    digest = os.environ.get("HYPERHIVE_PAGE_TOKEN_DIGEST") or None
+    check = TokenCheck(digest, page_salt(settings.name)) if digest else None
+    check_listen(settings.listen, token or digest)
     credentials = Credentials(settings.claude_dir, os.environ)
     history = History(settings.history_db, secrets=credentials.secrets)
     engine = ENGINES[settings.engine](settings, credentials)
@@ -103,7 +108,7 @@ async def serve(settings: AgentSettings) -> int:
     )
     harness = Harness(settings, engine, history, credentials, setup_token=setup)
     server = WebServer.for_app(
-        create_agent_app(harness, token=token), settings.listen, settings.port
+        create_agent_app(harness, token=token, check=check), settings.listen, settings.port
     )
     web = asyncio.create_task(server.serve())
     turns = asyncio.create_task(harness.run())

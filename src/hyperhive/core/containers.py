@@ -21,6 +21,7 @@ from hyperhive.backends.base import ContainerSpec
 from hyperhive.config import Config
 from hyperhive.core.agent_config import AgentConfig
 from hyperhive.names import MANAGER
+from hyperhive.web.security import page_salt, token_digest
 
 Desired = Literal["running", "stopped"]
 FORWARD_PREFIXES: Final = ("ANTHROPIC_", "CLAUDE_CODE_", "HYPERHIVE_")
@@ -36,6 +37,8 @@ NOT_FORWARDED: Final = frozenset(
         "HYPERHIVE_AGENT_STATE",
         "HYPERHIVE_AGENT_PORT",
         "HYPERHIVE_FORWARD_ENV",
+        # Agents get a per-agent digest of it instead (web.security.TokenCheck).
+        "HYPERHIVE_OPERATOR_TOKEN",
     }
 )
 
@@ -87,6 +90,7 @@ def build_spec(
     config_dir: Path,
     config_sha: str,
     env: Mapping[str, str],
+    operator_token: str | None = None,
 ) -> ContainerSpec:
     paths = agent_paths(config, name)
     for d in (paths.state, paths.claude, paths.socket_dir):
@@ -94,6 +98,8 @@ def build_spec(
     manager = name == MANAGER
     module = "hyperhive.manager" if manager else "hyperhive.agent"
     extra = {"HYPERHIVE_AGENT_NAME": name}
+    if operator_token:
+        extra["HYPERHIVE_PAGE_TOKEN_DIGEST"] = token_digest(operator_token, page_salt(name))
     if agent.role:
         extra["HYPERHIVE_AGENT_ROLE"] = agent.role
     if agent.model:

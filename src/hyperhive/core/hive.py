@@ -46,6 +46,7 @@ class Hive:
         *,
         env: Mapping[str, str] | None = None,
         policy: Policy | None = None,
+        operator_token: str | None = None,
     ) -> None:
         self.config = config
         self.started = time.monotonic()
@@ -68,6 +69,7 @@ class Hive:
                 env=forwarded_env(os.environ if env is None else env),
                 rev=hive_rev(),
                 policy=policy,
+                operator_token=operator_token,
             )
         self.governance = Governance(self)
         self._servers: dict[str, SocketServer] = {}

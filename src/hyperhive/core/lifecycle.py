@@ -44,6 +44,7 @@ class Lifecycle:
         env: Mapping[str, str],
         rev: str,
         policy: Policy | None = None,
+        operator_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._hive = hive
@@ -51,6 +52,7 @@ class Lifecycle:
         self.repos = repos
         self.records = ContainerRecords(hive.conn, clock)
         self._env = dict(env)
+        self._operator_token = operator_token
         self.rev = rev
         self._policy = policy or Policy()
         self._clock = clock
@@ -169,7 +171,13 @@ class Lifecycle:
 
     def _spec(self, name: str, agent: AgentConfig, sha: str) -> ContainerSpec:
         return build_spec(
-            self._hive.config, name, agent, self.repos.applied_dir(name), sha, self._env
+            self._hive.config,
+            name,
+            agent,
+            self.repos.applied_dir(name),
+            sha,
+            self._env,
+            self._operator_token,
         )
 
     async def _refresh(self, name: str, record: ContainerRecord) -> bool:

@@ -70,7 +70,14 @@ async def serve(
             work_dir=config.state_dir / "backend",
             hide=(config.state_dir, config.run_dir),
         )
-    hive = Hive(config, backend)
+        if token is None and backend.name in ("bwrap", "process"):
+            log.warning(
+                "agents on the %s backend share this host's loopback: without an operator "
+                "token (HYPERHIVE_OPERATOR_TOKEN) an agent with network tools could reach "
+                "the dashboard on 127.0.0.1 and act as the operator; set a token",
+                backend.name,
+            )
+    hive = Hive(config, backend, operator_token=token)
     await hive.start(manager=manager and containers)
     web = None
     if dashboard:

@@ -26,6 +26,7 @@ from hyperhive.errors import ClientError
 from hyperhive.web.security import (
     PAGE_CSP,
     SECURITY_HEADERS,
+    TokenCheck,
     TokenGate,
     csrf_refusal,
     new_csrf_token,
@@ -47,9 +48,14 @@ class BadInput(Exception):
 
 
 def create_agent_app(
-    control: AgentControl, *, token: str | None = None, heartbeat: float = HEARTBEAT_S
+    control: AgentControl,
+    *,
+    token: str | None = None,
+    check: TokenCheck | None = None,
+    heartbeat: float = HEARTBEAT_S,
 ) -> Starlette:
-    """The agent page app. ``token``: the operator token (required off loopback)."""
+    """The agent page app. ``token`` (or ``check``, a digest of it): the operator
+    token, required off loopback."""
     csrf = new_csrf_token()
     hub = StreamHub()
 
@@ -115,7 +121,7 @@ def create_agent_app(
         Route("/api/login/setup-token/start", setup_start, methods=["POST"]),
         Route("/api/login/setup-token/finish", setup_finish, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(TokenGate, token=token)])
+    app = Starlette(routes=routes, middleware=[Middleware(TokenGate, token=token, check=check)])
     app.state.streams = hub
     app.state.csrf = csrf
     return app

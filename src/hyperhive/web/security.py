@@ -12,10 +12,12 @@ Shared by the agent pages and the dashboard. Three guards:
 
 from __future__ import annotations
 
+import hashlib
 import html
 import ipaddress
 import json
 import secrets
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.requests import Request
@@ -89,19 +91,46 @@ def _host_name(host_header: str) -> str:
     return host_header.rsplit(":", 1)[0]
 
 
+def page_salt(agent: str) -> str:
+    return f"agent:{agent}"
+
+
+def token_digest(token: str, salt: str) -> str:
+    return hashlib.sha256(f"hyperhive:{salt}:{token}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """Recognises the operator token from a salted digest of it. An agent page
+    holds only the digest for its own salt, so an agent that reads its own
+    environment learns nothing it could present to the dashboard."""
+
+    digest: str
+    salt: str
+
+    @classmethod
+    def of(cls, token: str, salt: str) -> TokenCheck:
+        return cls(token_digest(token, salt), salt)
+
+    def matches(self, supplied: str) -> bool:
+        return secrets.compare_digest(token_digest(supplied, self.salt), self.digest)
+
+
 class TokenGate:
     """ASGI middleware enforcing the operator token (or, without one, a loopback Host)."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str | None = None, check: TokenCheck | None = None
+    ) -> None:
         self.app = app
-        self.token = token
+        self.check = check or (TokenCheck.of(token, "dashboard") if token else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        if self.token is None:
+        if self.check is None:
             if is_loopback(_host_name(request.headers.get("host", ""))):
                 await self.app(scope, receive, send)
             else:
@@ -115,7 +144,7 @@ class TokenGate:
             if not self._matches(supplied):
                 await self._refuse(request, send, "wrong token")
             elif request.method in ("GET", "HEAD"):
-                await self._set_cookie_and_strip(request, send)
+                await self._set_cookie_and_strip(request, send, supplied)
             else:
                 await self.app(scope, receive, send)
             return
@@ -129,15 +158,14 @@ class TokenGate:
             await self._refuse(request, send, None)
 
     def _matches(self, supplied: str) -> bool:
-        assert self.token is not None
-        return secrets.compare_digest(supplied.encode(), self.token.encode())
+        assert self.check is not None
+        return self.check.matches(supplied)
 
-    async def _set_cookie_and_strip(self, request: Request, send: Send) -> None:
+    async def _set_cookie_and_strip(self, request: Request, send: Send, token: str) -> None:
         # Redirect so the token leaves the address bar and the browser history at once.
         rest = [(k, v) for k, v in parse_qsl(request.url.query) if k != "token"]
         location = request.url.path + (f"?{urlencode(rest)}" if rest else "")
-        assert self.token is not None
-        cookie = f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+        cookie = f"{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
         headers = [(b"location", location.encode()), (b"set-cookie", cookie.encode())]
         await _send(send, 303, headers, b"")
 
