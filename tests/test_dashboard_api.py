@@ -209,7 +209,7 @@ async def test_a_body_that_is_not_json_is_refused(swarm: Swarm, http: httpx.Asyn
     broken = await http.post(
         "/api/send", content=b"{", headers={**headers, "content-type": "application/json"}
     )
-    assert broken.status_code == 400 and "not valid UTF-8 JSON" in broken.json()["message"]
+    assert broken.status_code == 400 and "not valid JSON" in broken.json()["message"]
     huge = await post(http, swarm, "/api/send", to="hm1nd", body="x" * (1024 * 1024))
     assert huge.status_code == 400 and "too large" in huge.json()["message"]
 

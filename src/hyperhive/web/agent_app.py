@@ -9,7 +9,6 @@ on shutdown.
 from __future__ import annotations
 
 import html
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +22,7 @@ from starlette.routing import Route
 
 from hyperhive.agent.control import AgentControl, CommandResult
 from hyperhive.errors import ClientError
+from hyperhive.web.bodies import BadInput, content_kind, json_object, read_text
 from hyperhive.web.security import (
     PAGE_CSP,
     SECURITY_HEADERS,
@@ -41,10 +41,6 @@ HISTORY_MAX_LIMIT = 1000
 STATIC_TYPES = {"hive.css": CSS, "agent.js": JS}
 
 logger = logging.getLogger(__name__)
-
-
-class BadInput(Exception):
-    """The request was malformed; answered 400 before anything is called."""
 
 
 def create_agent_app(
@@ -157,29 +153,10 @@ async def _act(
 
 
 async def _read_fields(request: Request) -> dict[str, Any]:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BadInput(f"request body too large (limit {MAX_BODY_BYTES} bytes)")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BadInput(f"request body too large (limit {MAX_BODY_BYTES} bytes)")
-        chunks.append(chunk)
-    try:
-        body = b"".join(chunks).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInput("request body is not UTF-8") from exc
-    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body = await read_text(request, MAX_BODY_BYTES)
+    kind = content_kind(request)
     if kind == "application/json":
-        try:
-            fields = json.loads(body)
-        except ValueError as exc:
-            raise BadInput("request body is not valid JSON") from exc
-        if not isinstance(fields, dict):
-            raise BadInput("JSON body must be an object")
-        return fields
+        return json_object(body)
     if kind == "application/x-www-form-urlencoded":
         return dict(parse_qsl(body, keep_blank_values=True))
     raise BadInput("send application/json or application/x-www-form-urlencoded")

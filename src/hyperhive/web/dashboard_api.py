@@ -8,7 +8,6 @@ called, so bad input is a 400 that changed nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sqlite3
@@ -24,6 +23,7 @@ from hyperhive.agent.settings import port_for
 from hyperhive.core.agent_config import parse_agent_toml
 from hyperhive.core.containers import agent_paths
 from hyperhive.errors import HiveError
+from hyperhive.web.bodies import BadInput, content_kind, json_object, read_text
 
 if TYPE_CHECKING:
     from hyperhive.core.hive import Hive
@@ -37,29 +37,11 @@ MAX_MODEL_FILE: Final = 256
 logger = logging.getLogger(__name__)
 
 
-class BadInput(Exception):
-    """The request was malformed; answered 400 before anything is called."""
-
-
 async def read_json(request: Request) -> dict[str, Any]:
     """The JSON object body of a request, bounded in size."""
-    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if kind != "application/json":
+    if content_kind(request) != "application/json":
         raise BadInput("send the fields as application/json")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BadInput(f"request body too large (limit {MAX_BODY_BYTES} bytes)")
-        chunks.append(chunk)
-    try:
-        fields = json.loads(b"".join(chunks).decode("utf-8")) if chunks else {}
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadInput("request body is not valid UTF-8 JSON") from exc
-    if not isinstance(fields, dict):
-        raise BadInput("the JSON body must be an object")
-    return fields
+    return json_object(await read_text(request, MAX_BODY_BYTES))
 
 
 def only(fields: dict[str, Any], *allowed: str) -> None:

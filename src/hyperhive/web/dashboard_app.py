@@ -22,10 +22,10 @@ from starlette.routing import Route
 
 from hyperhive.errors import ClientError, HiveError
 from hyperhive.names import OPERATOR
+from hyperhive.web.bodies import BadInput
 from hyperhive.web.dashboard_api import (
     FLOW_LIMIT,
     FLOW_MAX,
-    BadInput,
     StatsReader,
     agents_view,
     approvals_view,
