@@ -146,22 +146,23 @@ class ContainerRecord:
         }
 
 
+_SELECT: Final = (
+    "SELECT name, backend, desired, state, hive_rev, config_sha, last_error, restarts,"
+    " updated_at FROM containers"
+)
+
+
 class ContainerRecords:
     def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
         self._conn = conn
         self._clock = clock
 
     def get(self, name: str) -> ContainerRecord | None:
-        row = self._conn.execute(
-            "SELECT name, backend, desired, state, hive_rev, config_sha, last_error, restarts,"
-            " updated_at FROM containers WHERE name = ?",
-            (name,),
-        ).fetchone()
+        row = self._conn.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()
         return ContainerRecord(*row) if row else None
 
     def all(self) -> dict[str, ContainerRecord]:
-        rows = self._conn.execute("SELECT name FROM containers").fetchall()
-        return {n: r for (n,) in rows if (r := self.get(n)) is not None}
+        return {row[0]: ContainerRecord(*row) for row in self._conn.execute(_SELECT)}
 
     def put(self, name: str, backend: str, **fields: Any) -> ContainerRecord:
         """Create or update; unspecified fields keep their value (or defaults)."""

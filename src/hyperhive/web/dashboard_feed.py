@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 from hyperhive.core.bus import EventBus, Subscription
-from hyperhive.web.sse import HEARTBEAT_S, RETRY_MS, StreamHub
+from hyperhive.web.sse import HEARTBEAT_S, PING, PING_FRAME, RETRY_MS, StreamHub, next_or_ping
 
 RING: Final = 2048
 # A client this far behind is dropped; its browser reconnects and resumes from the ring.
@@ -120,10 +120,9 @@ class BusFeed(StreamHub):
             for _, frame in replay:
                 yield frame
             while True:
-                try:
-                    item = await asyncio.wait_for(queue.get(), heartbeat)
-                except TimeoutError:
-                    yield ": ping\n\n"
+                item = await next_or_ping(queue, heartbeat)
+                if item is PING:
+                    yield PING_FRAME
                     continue
                 if not isinstance(item, tuple):
                     return

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Final
 
 from hyperhive.agent.control import AgentControl, AgentEvent, Status
 
@@ -53,6 +53,19 @@ def status_wire(status: Status) -> dict[str, Any]:
     return {**status.to_wire(), "now": time.time()}
 
 
+PING: Final = object()
+PING_FRAME: Final = ": ping\n\n"
+
+
+async def next_or_ping(queue: asyncio.Queue[object], heartbeat: float) -> object:
+    """The next queued item, or :data:`PING` after ``heartbeat`` quiet seconds, so
+    proxies see traffic and a vanished client is noticed on the next write."""
+    try:
+        return await asyncio.wait_for(queue.get(), heartbeat)
+    except TimeoutError:
+        return PING
+
+
 def event_frame(event: AgentEvent) -> str:
     return f"id: {event.id}\ndata: {json.dumps(event.to_wire(), separators=(',', ':'))}\n\n"
 
@@ -76,10 +89,9 @@ async def event_stream(
         yield f"retry: {RETRY_MS}\n\n"
         yield status_frame(control.status())
         while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), heartbeat)
-            except TimeoutError:
-                yield ": ping\n\n"
+            item = await next_or_ping(queue, heartbeat)
+            if item is PING:
+                yield PING_FRAME
                 continue
             if not isinstance(item, AgentEvent):
                 return
