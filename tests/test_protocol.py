@@ -27,6 +27,11 @@ from support.wire import RawConnection
         (b'{"id": 1, "op": "messages", "args": {"limit": 0}}\n', "between"),
         (b'{"id": 1, "op": "ack", "args": {"lease": "x"}}\n', "no lease"),
         (b"[" * 100000 + b"\n", "malformed JSON"),
+        (b'{"id": ' + b"7" * 5000 + b', "op": "ping"}\n', "malformed JSON"),
+        (b'{"id": 1, "op": "ping", "args": {"n": ' + b"7" * 5000 + b"}}\n", "malformed JSON"),
+        (b'{"id": "' + b"s" * 129 + b'", "op": "ping"}\n', "at most 128 characters"),
+        (b'{"id": 1152921504606846976, "op": "ping"}\n', "within ±2**53"),
+        (b'{"id": -9007199254740993, "op": "ping"}\n', "within ±2**53"),
     ],
 )
 async def test_a_bad_line_gets_an_error_and_the_connection_stays_usable(
@@ -102,3 +107,46 @@ async def test_the_host_socket_is_private_to_its_owner(hive: Hive) -> None:
     assert hive.config.host_socket.stat().st_mode & 0o777 == 0o600
     assert agent_socket.stat().st_mode & 0o777 == 0o600
     assert agent_socket.parent.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(
+    "rid",
+    ["7" * 5000, '"' + "s" * 200 + '"', "1.5", str(2**60), "true", "[1]"],
+)
+async def test_an_id_that_cannot_be_echoed_exactly_is_refused_with_a_null_id(
+    hive: Hive, rid: str
+) -> None:
+    conn = await RawConnection.open(hive.config.host_socket)
+    try:
+        await conn.send(b'{"id": ' + rid.encode() + b', "op": "ping"}\n')
+        answer = await conn.answer()
+        assert answer is not None
+        assert (answer["id"], answer["ok"], answer["error"]["code"]) == (None, False, "bad_request")
+        assert len(answer["error"]["message"]) < 300  # the offending digits are not echoed
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("rid", [2**53, -(2**53), "s" * 128, 0, ""])
+async def test_ids_at_the_bounds_come_back_unchanged(hive: Hive, rid: int | str) -> None:
+    conn = await RawConnection.open(hive.config.host_socket)
+    try:
+        await conn.send(json.dumps({"id": rid, "op": "ping"}).encode() + b"\n")
+        answer = await conn.answer()
+        assert answer is not None and answer["id"] == rid and answer["ok"] is True
+    finally:
+        await conn.close()
+
+
+async def test_a_request_pipelined_behind_a_long_poll_waits_its_turn(hive: Hive) -> None:
+    await hive.add_agent("alice", None)
+    conn = await RawConnection.open(hive.socket_path(hive.registry.get("alice")))
+    try:
+        await conn.send(
+            b'{"id": 1, "op": "recv", "args": {"wait": 0.5}}\n{"id": 2, "op": "ping"}\n'
+        )
+        first, second = await conn.answer(), await conn.answer()
+    finally:
+        await conn.close()
+    assert first == {"id": 1, "ok": True, "result": None}
+    assert second is not None and second["id"] == 2 and second["ok"] is True

@@ -237,6 +237,9 @@ in
         KillMode = "mixed";
         TimeoutStopSec = 90;
         UMask = "0077";
+        # Every socket connection is a descriptor; the daemon sizes its connection
+        # budget from this limit.
+        LimitNOFILE = 65536;
         EnvironmentFile = mkIf (cfg.environmentFile != null) cfg.environmentFile;
         StateDirectory = mkIf (stateDirectory != null) stateDirectory;
         StateDirectoryMode = "0700";

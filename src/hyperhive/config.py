@@ -20,6 +20,19 @@ DEFAULT_LISTEN: Final = "127.0.0.1:7000"
 DEFAULT_MAX_BODY: Final = 256 * 1024
 DEFAULT_MAX_LINE: Final = 1024 * 1024
 DEFAULT_LEASE_SECONDS: Final = 900.0
+# Per-agent send limits (core/limits.py): far above what a working agent sends, low enough
+# that a flooding one cannot fill the disk or the dashboard.
+DEFAULT_SEND_RATE: Final = 20
+DEFAULT_SEND_BURST: Final = 100
+DEFAULT_SEND_BYTES_RATE: Final = 2 * 1024 * 1024
+DEFAULT_SEND_BYTES_BURST: Final = 16 * 1024 * 1024
+DEFAULT_UNDELIVERED_QUOTA: Final = 64 * 1024 * 1024
+# Socket connection limits (core/server.py). The hive-wide cap defaults to what
+# RLIMIT_NOFILE leaves after headroom (core/connections.py).
+DEFAULT_AGENT_SOCKET_CONNECTIONS: Final = 32
+DEFAULT_HOST_SOCKET_CONNECTIONS: Final = 64
+DEFAULT_LINE_TIMEOUT: Final = 10.0
+DEFAULT_IDLE_TIMEOUT: Final = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +45,16 @@ class Config:
     max_body: int = DEFAULT_MAX_BODY
     max_line: int = DEFAULT_MAX_LINE
     lease_seconds: float = DEFAULT_LEASE_SECONDS
+    send_rate: float = DEFAULT_SEND_RATE
+    send_burst: int = DEFAULT_SEND_BURST
+    send_bytes_rate: float = DEFAULT_SEND_BYTES_RATE
+    send_bytes_burst: int = DEFAULT_SEND_BYTES_BURST
+    undelivered_quota: int = DEFAULT_UNDELIVERED_QUOTA
+    max_connections: int | None = None  # None: derived from RLIMIT_NOFILE at start
+    agent_socket_connections: int = DEFAULT_AGENT_SOCKET_CONNECTIONS
+    host_socket_connections: int = DEFAULT_HOST_SOCKET_CONNECTIONS
+    line_timeout: float = DEFAULT_LINE_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
     @property
     def db_path(self) -> Path:
@@ -107,6 +130,20 @@ def resolve(
         backend=chosen,
         max_body=max_body,
         lease_seconds=lease,
+        send_rate=_int_env(env, "HYPERHIVE_SEND_RATE", DEFAULT_SEND_RATE),
+        send_burst=_int_env(env, "HYPERHIVE_SEND_BURST", DEFAULT_SEND_BURST),
+        send_bytes_rate=_int_env(env, "HYPERHIVE_SEND_BYTES_RATE", DEFAULT_SEND_BYTES_RATE),
+        send_bytes_burst=_int_env(env, "HYPERHIVE_SEND_BYTES_BURST", DEFAULT_SEND_BYTES_BURST),
+        undelivered_quota=_int_env(env, "HYPERHIVE_UNDELIVERED_QUOTA", DEFAULT_UNDELIVERED_QUOTA),
+        max_connections=_int_env(env, "HYPERHIVE_MAX_CONNECTIONS", 0) or None,
+        agent_socket_connections=_int_env(
+            env, "HYPERHIVE_AGENT_SOCKET_CONNECTIONS", DEFAULT_AGENT_SOCKET_CONNECTIONS
+        ),
+        host_socket_connections=_int_env(
+            env, "HYPERHIVE_HOST_SOCKET_CONNECTIONS", DEFAULT_HOST_SOCKET_CONNECTIONS
+        ),
+        line_timeout=_int_env(env, "HYPERHIVE_LINE_TIMEOUT", int(DEFAULT_LINE_TIMEOUT)),
+        idle_timeout=_int_env(env, "HYPERHIVE_IDLE_TIMEOUT", int(DEFAULT_IDLE_TIMEOUT)),
     )
 
 

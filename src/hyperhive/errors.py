@@ -70,6 +70,38 @@ class UnknownLease(ClientError):
     code = "unknown_lease"
 
 
+class UnknownMessage(ClientError):
+    code = "unknown_message"
+
+
+class RateLimited(ClientError):
+    """The sender is over its send rate; the message says when to retry."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(ClientError):
+    """The caller holds as much as it may (undelivered bytes, pending questions)."""
+
+    code = "quota"
+
+
+class TimedOut(ClientError):
+    """The client took too long: a line left unfinished, or a connection left idle."""
+
+    code = "timeout"
+
+
+class Busy(HiveError):
+    """A connection cap is reached; the connection is refused, try again later."""
+
+    code = "busy"
+
+
 class ShuttingDown(HiveError):
     code = "shutting_down"
 

@@ -68,6 +68,10 @@ class Inbox:
             heapq.heappush(self._queued, lease.message_id)
         return lease
 
+    def holds(self, holder: object) -> bool:
+        """Whether ``holder`` has a lease open here."""
+        return any(lease.holder is holder for lease in self._leases.values())
+
     def release_holder(self, holder: object) -> list[int]:
         """Requeue everything ``holder`` leased; returns the requeued ids."""
         tokens = [t for t, lease in self._leases.items() if lease.holder is holder]

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from hyperhive.errors import BadRequest, HiveError
 
 RequestId = str | int | None
+# Integers past 2**53 lose precision in JavaScript (the dashboard) and many JSON libraries.
+MAX_INT_ID: Final = 2**53
+MAX_STR_ID: Final = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +106,13 @@ def parse_request(line: bytes) -> Request:
     """Decode one line; raises :class:`BadRequest` carrying the id when it can be read."""
     try:
         data = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers undecodable bytes and integers past Python's digit limit
+        # as well as JSONDecodeError.
+        raise BadRequest(f"malformed JSON: {_shorten(str(exc))}") from None
     if not isinstance(data, dict):
         raise BadRequest("a request must be a JSON object")
-    rid = data.get("id")
-    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, str | int)):
-        raise BadRequest("'id' must be a string, an integer or null")
+    rid = _request_id(data.get("id"))
     op = data.get("op")
     if not isinstance(op, str):
         raise RequestError(rid, BadRequest("'op' must be a string"))
@@ -122,6 +125,25 @@ def parse_request(line: bytes) -> Request:
     if extra:
         raise RequestError(rid, BadRequest(f"unexpected field(s): {', '.join(sorted(extra))}"))
     return Request(rid, op, Args(args))
+
+
+def _request_id(rid: object) -> RequestId:
+    """The id if it is one a client can match its answer by, exactly, in any language."""
+    if rid is None:
+        return None
+    if isinstance(rid, int) and not isinstance(rid, bool):
+        if abs(rid) > MAX_INT_ID:
+            raise BadRequest("an integer 'id' must be within ±2**53")
+        return rid
+    if isinstance(rid, str):
+        if len(rid) > MAX_STR_ID:
+            raise BadRequest(f"a string 'id' must be at most {MAX_STR_ID} characters")
+        return rid
+    raise BadRequest("'id' must be a string, an integer or null")
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class RequestError(Exception):

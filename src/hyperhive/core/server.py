@@ -2,8 +2,13 @@
 
 Requests on a connection are answered one at a time, in order. A malformed
 line gets an error answer and the connection stays usable; a line over the
-limit gets an error and that connection (only) is closed. Whatever a client
-sends, the error stays inside its connection.
+limit, or one left unfinished for ``line_timeout``, gets an error and that
+connection (only) is closed. Whatever a client sends, the error stays inside
+its connection, and what it can make the core hold is bounded: connections
+per socket and hive-wide (a reserve kept for ``host.sock``), read-ahead per
+connection (core/line_reader.py), idle time. A client that hangs up ends its
+long-poll at once; ops that change state run to their end regardless, so a
+hangup never leaves one half done.
 """
 
 from __future__ import annotations
@@ -12,35 +17,69 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from hyperhive.config import Config
 from hyperhive.core import ops, protocol
+from hyperhive.core.connections import ConnectionBudget, budget_for_nofile
+from hyperhive.core.line_reader import End, Item, LineReader
 from hyperhive.core.ops import Caller, Role
-from hyperhive.errors import HiveError, ShuttingDown, TooLarge
+from hyperhive.errors import Busy, HiveError, ShuttingDown, TimedOut
 
 if TYPE_CHECKING:
     from hyperhive.core.hive import Hive
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS: Final = 10.0
+# Ops that only wait and read: cancelled when their client hangs up. Anything
+# that changes state is left to finish; a half-done approve would be worse.
+CANCEL_ON_HANGUP: Final = frozenset({"recv"})
+_HUNG_UP: Final = object()
+REFUSE_READ_CHUNKS: Final = 4  # of 64 KiB: a refused client's first request, and then some
+
+
+@dataclass(slots=True)
+class _Connection:
+    writer: asyncio.StreamWriter
+    lines: LineReader
+    busy: bool = False  # a request is being answered
 
 
 class SocketInUse(HiveError):
     code = "socket_in_use"
 
 
+def connection_budget(config: Config) -> ConnectionBudget:
+    """The hive-wide budget: the configured one, else what RLIMIT_NOFILE leaves."""
+    total = config.max_connections
+    if total is None:
+        total = budget_for_nofile(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    return ConnectionBudget.create(total, config.host_socket_connections)
+
+
 class SocketServer:
-    def __init__(self, hive: Hive, path: Path, name: str, role: Role) -> None:
+    def __init__(
+        self, hive: Hive, path: Path, name: str, role: Role, *, owner: int | None = None
+    ) -> None:
+        """``owner``: a uid given the socket and its directory (which must be the
+        socket's own, like ``agents/<n>/``) once bound; both stay private to it."""
         self._hive = hive
         self.path = path
         self.name = name
         self.role = role
+        self._owner = owner
+        self._host = role == "operator"
+        config = hive.config
+        self._cap = (
+            config.host_socket_connections if self._host else config.agent_socket_connections
+        )
         self._server: asyncio.Server | None = None
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
-        self._busy: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._closing = False
 
     async def start(self) -> None:
@@ -54,20 +93,30 @@ class SocketServer:
         # user could connect before a chmod.
         old = os.umask(0o177)
         try:
+            # The backlog is also how many connections asyncio accepts in one go,
+            # before any of them is counted: keep that burst within the cap.
             self._server = await asyncio.start_unix_server(
-                self._serve, self.path, limit=self._hive.config.max_line
+                self._serve, self.path, limit=self._hive.config.max_line, backlog=self._cap
             )
         finally:
             os.umask(old)
+        if self._owner is not None:
+            # For an agent running as its own uid: the socket and its directory are its.
+            os.chown(self.path, self._owner, self._owner)
+            os.chown(self.path.parent, self._owner, self._owner)
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
 
     async def close(self, grace: float = DRAIN_SECONDS) -> None:
         """Stop accepting, let requests in flight finish (bounded), then hang up."""
         self._closing = True
         if self._server is not None:
             self._server.close()
-        for task, writer in list(self._connections.items()):
-            if task not in self._busy:
-                writer.close()
+        for conn in list(self._connections.values()):
+            if not conn.busy and conn.lines.quiet:
+                conn.writer.close()
         tasks = list(self._connections)
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=grace)
@@ -78,58 +127,74 @@ class SocketServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
+    def _admit(self) -> bool:
+        if len(self._connections) >= self._cap:
+            return False
+        return self._hive.connections.admit(host=self._host)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._admit():
+            await _refuse(writer, Busy(f"too many connections to {self.path.name}; retry later"))
+            return
         task = asyncio.current_task()
         assert task is not None
-        self._connections[task] = writer
         caller = Caller(self.name, self.role)
+        config = self._hive.config
+        sock = writer.get_extra_info("socket")
+        lines = LineReader(
+            reader, sock.fileno, max_line=config.max_line, line_timeout=config.line_timeout
+        )
+        conn = self._connections[task] = _Connection(writer, lines)
         try:
-            await self._converse(caller, reader, writer)
+            await self._converse(caller, conn)
         except (ConnectionError, BrokenPipeError):
             pass  # the client went away; its leases are released below
         finally:
+            # Bookkeeping first: a second cancel during the awaits below must not leak it.
             self._connections.pop(task, None)
-            self._busy.discard(task)
+            self._hive.connections.release(host=self._host)
             self._hive.broker.release_holder(self.name, caller)
+            lines.stop()
             writer.close()
             with contextlib.suppress(ConnectionError, BrokenPipeError):
                 await writer.wait_closed()
 
-    async def _converse(
-        self, caller: Caller, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    async def _converse(self, caller: Caller, conn: _Connection) -> None:
+        lines, writer = conn.lines, conn.writer
         while not self._closing:
-            try:
-                line = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                line = exc.partial  # EOF: answer a last unterminated line, then stop
-                if not line.strip():
-                    return
-            except asyncio.LimitOverrunError:
-                limit = self._hive.config.max_line
-                writer.write(protocol.error(None, TooLarge(f"line exceeds {limit} bytes")))
-                await writer.drain()
+            item = await self._next(caller, lines)
+            if isinstance(item, End):
+                if item.error is not None and not item.hung_up:
+                    writer.write(protocol.error(None, item.error))
+                    await writer.drain()
                 return
-            if not line.strip():
-                continue
-            self._busy.add(task)
+            conn.busy = True
             try:
-                done = await self._answer(caller, line, reader, writer)
+                done = await self._answer(caller, item, lines, writer)
             finally:
-                self._busy.discard(task)
+                conn.busy = False
             if done:
                 return
 
+    async def _next(self, caller: Caller, lines: LineReader) -> Item:
+        """The next line; an :class:`End` saying so once idle for ``idle_timeout``.
+
+        A connection holding a lease is not idle: its harness is running the turn
+        the message started, and closing would hand the message out again.
+        """
+        idle = self._hive.config.idle_timeout
+        while True:
+            try:
+                async with asyncio.timeout(idle):
+                    return await lines.next()
+            except TimeoutError:
+                if not lines.receiving and not self._hive.broker.holds_lease(self.name, caller):
+                    return End(TimedOut(f"nothing asked for {idle:g} s; closing this connection"))
+
     async def _answer(
-        self,
-        caller: Caller,
-        line: bytes,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        self, caller: Caller, line: bytes, lines: LineReader, writer: asyncio.StreamWriter
     ) -> bool:
-        """Answer one line; True when the connection is finished (after a stream)."""
+        """Answer one line; True when the connection is finished (a stream, a hangup)."""
         request_id: protocol.RequestId = None
         try:
             request = protocol.parse_request(line)
@@ -139,10 +204,18 @@ class SocketServer:
             streamer = ops.streamer(self.role, request.op)
             if streamer is not None:
                 events = streamer(self._hive, caller, request.args)
-                await _pump(request_id, events, reader, writer)
+                await _pump(request_id, events, lines, writer)
                 return True
             handler = ops.handler(self.role, request.op)
-            answer = protocol.ok(request_id, await handler(self._hive, caller, request.args))
+            if request.op not in CANCEL_ON_HANGUP:
+                result = await handler(self._hive, caller, request.args)
+            elif lines.hangup.done():
+                return True  # not even started: a recv must not pop what nobody reads
+            else:
+                result = await _unless_hangup(handler(self._hive, caller, request.args), lines)
+                if result is _HUNG_UP:
+                    return True
+            answer = protocol.ok(request_id, result)
         except protocol.RequestError as exc:
             answer = protocol.error(exc.request_id, exc.error)
         except HiveError as exc:
@@ -155,31 +228,58 @@ class SocketServer:
         return False
 
 
+async def _unless_hangup(work: Awaitable[Any], lines: LineReader) -> Any:
+    """``work``'s result, or ``_HUNG_UP`` (``work`` cancelled) if the client hangs up first."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait((task, lines.hangup), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))
+    return _HUNG_UP if task.cancelled() else task.result()
+
+
 async def _pump(
     request_id: protocol.RequestId,
     stream: AsyncIterator[dict[str, Any]],
-    reader: asyncio.StreamReader,
+    lines: LineReader,
     writer: asyncio.StreamWriter,
 ) -> None:
-    """Forward a stream's events until it ends or the client hangs up."""
+    """Forward a stream's events until it ends or the client stops sending or hangs up."""
 
     async def forward() -> None:
         async for event in stream:
             writer.write(protocol.stream_item(request_id, event))
             await writer.drain()
 
-    async def until_eof() -> None:
+    async def until_end() -> None:
         # Input after a stream request is read and dropped so it cannot pile up.
-        while await reader.read(65536):
+        while not isinstance(await lines.next(), End):
             pass
 
-    tasks = {asyncio.create_task(forward()), asyncio.create_task(until_eof())}
+    tasks = {asyncio.create_task(forward()), asyncio.create_task(until_end())}
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _refuse(writer: asyncio.StreamWriter, error: HiveError) -> None:
+    """One error line, then hang up: a connection over a cap costs the core nothing more."""
+    writer.write(protocol.error(None, error))
+    # What the client already sent is read and dropped: closing with it unread
+    # would reset the connection, and the client could lose the line to ECONNRESET.
+    with contextlib.suppress(OSError):  # BlockingIOError: nothing more has arrived
+        fd = writer.get_extra_info("socket").fileno()
+        for _ in range(REFUSE_READ_CHUNKS):
+            if not os.read(fd, 65536):
+                break
+    writer.close()
+    with contextlib.suppress(ConnectionError, BrokenPipeError):
+        await writer.wait_closed()
 
 
 async def _is_live(path: Path) -> bool:

@@ -6,11 +6,15 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
+from typing import Final
 
 import uvicorn
 from starlette.applications import Starlette
 
 from hyperhive.web.sse import StreamHub
+
+LIMIT_CONCURRENCY: Final = 256
+KEEP_ALIVE_SECONDS: Final = 5
 
 
 def close_streams(app: Starlette) -> None:
@@ -32,7 +36,15 @@ class WebServer(uvicorn.Server):
         self.ready = asyncio.Event()
 
     @classmethod
-    def for_app(cls, app: Starlette, host: str, port: int) -> WebServer:
+    def for_app(
+        cls,
+        app: Starlette,
+        host: str,
+        port: int,
+        *,
+        limit_concurrency: int = LIMIT_CONCURRENCY,
+        timeout_keep_alive: int = KEEP_ALIVE_SECONDS,
+    ) -> WebServer:
         # No access log: a ``?token=`` login would otherwise be written to it.
         config = uvicorn.Config(
             app,
@@ -42,6 +54,10 @@ class WebServer(uvicorn.Server):
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=5,
+            # Beyond this many connections and requests at once uvicorn answers 503 and
+            # hangs up, so a flood of browsers or scripts cannot eat the process's fds.
+            limit_concurrency=limit_concurrency,
+            timeout_keep_alive=timeout_keep_alive,
         )
         return cls(config)
 
