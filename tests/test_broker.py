@@ -244,3 +244,13 @@ async def test_bad_agent_names_are_refused_before_anything_is_created(hive: Hive
 
 async def _next(events: AsyncIterator[Any]) -> Any:
     return await anext(events)
+
+
+async def test_a_body_that_is_not_valid_unicode_is_refused_and_counted(hive: Hive) -> None:
+    await hive.add_agent("alice", None)
+    async with await connect(hive) as op:
+        with pytest.raises(RemoteError) as err:
+            await op.call("send", to="alice", body="half a pair \ud800")
+    assert err.value.code == "bad_request"
+    assert stored_count(hive.config) == 0
+    assert hive.broker.refusals["bad_text"] == 1

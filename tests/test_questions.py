@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hyperhive.core.questions import (
+    MAX_PENDING_PER_ASKER,
     AlreadyAnswered,
     BadAnswer,
     BadQuestion,
@@ -19,7 +20,7 @@ from hyperhive.core.questions import (
     validate_question,
 )
 from hyperhive.core.store import open_store
-from hyperhive.errors import BadName, BadRequest
+from hyperhive.errors import BadName, BadRequest, QuotaExceeded
 
 COLOURS = ("red", "green", "blue")
 
@@ -249,3 +250,28 @@ def test_to_wire_names_the_form_and_lists_the_answer(book: QuestionBook) -> None
         "answered_at": 1_700_000_002.0,
     }
     assert book.ask("hm1nd", "why?", None, False).to_wire()["form"] == "text"
+
+
+# -- the cap on open questions ----------------------------------------------------
+
+
+def test_an_asker_with_too_many_open_questions_is_refused_until_one_is_answered(
+    conn: sqlite3.Connection,
+) -> None:
+    book = QuestionBook(conn, Clock(), max_pending=3)
+    asked = [book.ask("hm1nd", f"question {i}?", None, False) for i in range(3)]
+    with pytest.raises(QuotaExceeded, match="already has 3 questions waiting") as err:
+        book.ask("hm1nd", "one too many?", None, False)
+    assert err.value.code == "quota"
+    assert len(book.pending()) == 3  # the refused question was not stored
+    # Another asker has its own allowance.
+    book.ask("alice", "mine?", None, False)
+    book.answer(asked[0].id, "yes", "operator")
+    assert book.ask("hm1nd", "now?", None, False).question == "now?"
+
+
+def test_the_default_cap_on_open_questions_is_twenty(book: QuestionBook) -> None:
+    for i in range(MAX_PENDING_PER_ASKER):
+        book.ask("hm1nd", f"q{i}", None, False)
+    with pytest.raises(QuotaExceeded, match="the limit is 20"):
+        book.ask("hm1nd", "q20", None, False)

@@ -45,8 +45,14 @@ async def _send(client: Client, args: argparse.Namespace) -> Shown:
 
 
 async def _messages(client: Client, args: argparse.Namespace) -> Shown:
-    extra = {"agent": args.agent} if args.agent else {}
+    extra: dict[str, object] = {"agent": args.agent} if args.agent else {}
+    if args.before is not None:
+        extra["before"] = args.before
     return await client.call("messages", limit=args.limit, **extra), render.messages
+
+
+async def _message(client: Client, args: argparse.Namespace) -> Shown:
+    return await client.call("message", id=args.id), render.message
 
 
 async def _spawn(client: Client, args: argparse.Namespace) -> Shown:
@@ -108,11 +114,16 @@ async def _answer(client: Client, args: argparse.Namespace) -> Shown:
     return answered, lambda q: f"answered question #{q['id']}"
 
 
+async def _dashboard_url(client: Client, args: argparse.Namespace) -> Shown:
+    return await client.call("dashboard_url"), lambda d: str(d["url"])
+
+
 _COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Shown]]] = {
     "status": _status,
     "agents": _agents,
     "send": _send,
     "messages": _messages,
+    "message": _message,
     "spawn": _spawn,
     "destroy": _destroy,
     "rebuild": _rebuild,
@@ -123,4 +134,5 @@ _COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Shown]]] =
     "deny": _deny,
     "questions": _questions,
     "answer": _answer,
+    "dashboard-url": _dashboard_url,
 }

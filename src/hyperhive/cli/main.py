@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     messages = command("messages", "the message log")
     messages.add_argument("--agent")
     messages.add_argument("--limit", type=int, default=50)
+    messages.add_argument("--before", type=int, help="only messages older than this id")
+    command("message", "one whole message").add_argument("id", type=int)
     command("tail", "stream messages and core events")
     spawn = command("spawn", "create and start an agent (no approval needed)")
     spawn.add_argument("name")
@@ -72,19 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
     answer = command("answer", "answer a question (several values for a checkbox question)")
     answer.add_argument("id", type=int)
     answer.add_argument("answer", nargs="+")
+    command("dashboard-url", "the dashboard's URL with the operator token, to open it")
     return parser
 
 
 async def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     as_json: bool = getattr(args, "json", False)
     path = hive_config.run_dir_from(getattr(args, "run_dir", None), os.environ, os.getuid())
+
+    def show(text: str) -> None:
+        out(render.safe(text))  # the one door to the terminal
+
     async with await Client.connect(path / "host.sock") as client:
         if args.command == "tail":
             async for event in client.stream("tail"):
-                out(json.dumps(event) if as_json else render.event(event))
+                # ensure_ascii: JSON leaves DEL and C1 controls raw otherwise.
+                show(json.dumps(event, ensure_ascii=True) if as_json else render.event(event))
             return 0
         result, text = await call(client, args)
-        out(json.dumps(result, indent=2) if as_json else text(result))
+        show(json.dumps(result, indent=2, ensure_ascii=True) if as_json else text(result))
     return 0
 
 
@@ -93,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(run(args, print))
     except HiveError as exc:
-        print(f"hive: {exc.message}", file=sys.stderr)
+        print(f"hive: {render.safe(exc.message)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

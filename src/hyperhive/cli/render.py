@@ -1,14 +1,42 @@
-"""Plain-text rendering of the core's answers for people (``--json`` skips this)."""
+"""Plain-text rendering of the core's answers for people (``--json`` skips this).
+
+Everything printed passes :func:`safe` (``main`` applies it to every line it writes):
+bodies, questions, reasons and logs come from agents, and a terminal obeys the control
+characters in them (clear the screen, set the title, OSC 52 writes the clipboard).
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
+
+# C0 and C1 controls and DEL, which terminals act on, and the bidi overrides, which make
+# text read differently from what it is. A block keeps its newlines and tabs.
+_UNSAFE_IN_BLOCK: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_LINE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_NAMED: Final = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def safe(text: str) -> str:
+    """``text`` with every control character shown escaped (``\\x1b``), newlines and tabs kept."""
+    return _UNSAFE_IN_BLOCK.sub(_escaped, text)
+
+
+def inline(value: object) -> str:
+    """``value`` as one safe line: newlines and tabs are escaped too."""
+    return _UNSAFE_IN_LINE.sub(_escaped, str(value))
 
 
 def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
-    cells = [[str(h) for h in headers], *[[_cell(c) for c in row] for row in rows]]
+    cells = [[inline(h) for h in headers], *[[_cell(c) for c in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
@@ -18,8 +46,8 @@ def _cell(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, list | tuple):
-        return ",".join(map(str, value)) or "-"
-    return str(value).replace("\n", " ")
+        return ",".join(map(inline, value)) or "-"
+    return inline(value)
 
 
 def clock(ts: float) -> str:
@@ -50,7 +78,7 @@ def messages(rows: list[dict[str, Any]]) -> str:
         return "no messages"
     return table(
         [
-            (m["id"], clock(m["created_at"]), m["from"], m["to"], m["kind"], _short(m["body"]))
+            (m["id"], clock(m["created_at"]), m["from"], m["to"], m["kind"], _preview(m))
             for m in rows
         ],
         ("ID", "AT", "FROM", "TO", "KIND", "BODY"),
@@ -72,19 +100,39 @@ def status(s: dict[str, Any]) -> str:
     )
 
 
+def message(m: dict[str, Any]) -> str:
+    """One whole message: a header line, then its body as a block."""
+    head = f"#{m['id']} {clock(m['created_at'])} {m['from']} → {m['to']} [{m['kind']}]"
+    lines = [inline(head)]
+    if m.get("payload") is not None:
+        lines.append(inline(f"payload: {m['payload']}"))
+    if m.get("truncated"):
+        lines.append(f"(first part only of {m['size']} bytes: hive message {m['id']})")
+    return "\n".join([*lines, "", safe(m["body"])])
+
+
 def event(e: dict[str, Any]) -> str:
+    """One line per event, whatever the body holds."""
     if e.get("type") == "message":
         m = e["message"]
         head = f"{clock(m['created_at'])} #{m['id']} {m['from']} → {m['to']}"
-        return f"{head} [{m['kind']}] {m['body']}"
-    return f"{clock(time.time())} {e.get('type')} " + " ".join(
-        f"{k}={v}" for k, v in e.items() if k not in ("type", "seq")
+        more = "…" if m.get("truncated") else ""
+        return inline(f"{head} [{m['kind']}] {m['body']}") + more
+    return inline(
+        f"{clock(time.time())} {e.get('type')} "
+        + " ".join(f"{k}={v}" for k, v in e.items() if k not in ("type", "seq"))
     )
 
 
 def _short(body: str, width: int = 60) -> str:
-    flat = body.replace("\n", " ")
+    flat = inline(body)
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _preview(m: dict[str, Any], width: int = 60) -> str:
+    if not m.get("truncated"):
+        return _short(m["body"], width)
+    return inline(m["body"])[: width - 1] + "…"
 
 
 def container(c: dict[str, Any]) -> str:
@@ -108,15 +156,17 @@ def approvals(a: dict[str, Any]) -> str:
 
 def approval(a: dict[str, Any]) -> str:
     lines = [
-        f"#{a['id']} {a['kind']} {a['agent']} — {a['state']}",
-        f"requested by {a['requester']}: {a['reason']}",
+        inline(f"#{a['id']} {a['kind']} {a['agent']} — {a['state']}"),
+        inline(f"requested by {a['requester']}: {a['reason']}"),
     ]
     if a.get("sha"):
-        lines.append(f"commit {a['sha']}")
+        lines.append(inline(f"commit {a['sha']}"))
+    if a.get("tree"):
+        lines.append(inline(f"tree {a['tree']} (what approving applies; sha256 {a['digest']})"))
     if a.get("decision_reason"):
-        lines.append(f"decision: {a['decision_reason']}")
+        lines.append(inline(f"decision: {a['decision_reason']}"))
     if a.get("error"):
-        lines.append(f"error: {a['error']}")
+        lines.append(inline(f"error: {a['error']}"))
     if "diff" in a:
         lines += ["", a["diff"] or "(no changes)"]
     return "\n".join(lines)
@@ -134,7 +184,7 @@ def questions(q: dict[str, Any]) -> str:
         )
         opts = f" [{' | '.join(x['options'])}]" if x.get("options") else ""
         answer = f" → {x['answer']}" if x.get("answer") is not None else ""
-        return f"#{x['id']} {x['asker']}: {x['question']} ({kind}){opts}{answer}"
+        return inline(f"#{x['id']} {x['asker']}: {x['question']} ({kind}){opts}{answer}")
 
     parts = (
         ["pending:", *[line(x) for x in q["pending"]]] if q["pending"] else ["no pending questions"]

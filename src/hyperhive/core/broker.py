@@ -16,10 +16,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from hyperhive.core import previews
 from hyperhive.core.bus import EventBus
 from hyperhive.core.inbox import Inbox, Lease
+from hyperhive.core.limits import MESSAGE_OVERHEAD, SendLimits, SendPolicy
 from hyperhive.core.registry import Registry
-from hyperhive.errors import EmptyBody, NotAllowed, TooLarge, UnknownAgent, UnknownLease
+from hyperhive.errors import (
+    BadRequest,
+    EmptyBody,
+    NotAllowed,
+    QuotaExceeded,
+    RateLimited,
+    TooLarge,
+    UnknownAgent,
+    UnknownLease,
+    UnknownMessage,
+)
 from hyperhive.names import CORE, OPERATOR
 
 Kind = Literal["message", "event"]
@@ -49,6 +61,7 @@ class Message:
 
 
 _COLUMNS: Final = "id, sender, recipient, body, kind, payload, created_at"
+_BYTES: Final = "length(CAST(body AS BLOB))"
 
 
 def _row_to_message(row: tuple[Any, ...]) -> Message:
@@ -66,6 +79,7 @@ class Broker:
         *,
         max_body: int,
         lease_seconds: float,
+        limits: SendPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._conn = conn
@@ -85,6 +99,14 @@ class Broker:
             "SELECT id, recipient FROM messages WHERE delivered_at IS NULL ORDER BY id"
         ):
             self._inboxes[recipient].push(mid)
+        held = conn.execute(
+            f"SELECT sender, count(*), total({_BYTES}) FROM messages"
+            " WHERE delivered_at IS NULL GROUP BY sender"
+        )
+        self.limits = SendLimits(
+            limits or SendPolicy(),
+            {sender: int(size) + count * MESSAGE_OVERHEAD for sender, count, size in held},
+        )
 
     # -- sending ---------------------------------------------------------
 
@@ -96,14 +118,30 @@ class Broker:
         if not isinstance(body, str) or not body.strip():
             self._refuse("empty_body")
             raise EmptyBody("message body is empty")
-        size = len(body.encode())
+        try:
+            size = len(body.encode())
+        except UnicodeEncodeError:  # a lone surrogate, which JSON can carry and UTF-8 cannot
+            self._refuse("bad_text")
+            raise BadRequest("message body is not valid Unicode text") from None
         if size > self._max_body:
             self._refuse("too_large")
             raise TooLarge(f"message body is {size} bytes; the limit is {self._max_body}")
         if not self._registry.may_send(sender, to):
             self._refuse("not_allowed")
             raise NotAllowed(f"{sender!r} may not message {to!r} (not in its allow_send)")
-        return self._store(sender, to, body, "message", None)
+        if sender == OPERATOR:  # the human is not throttled by the hive they run
+            return self._store(sender, to, body, "message", None)
+        now = self._clock()
+        queued = to != OPERATOR
+        try:
+            # Last: a refused send spends no tokens.
+            self.limits.check(sender, size, now, queued=queued)
+        except (RateLimited, QuotaExceeded) as exc:
+            self._refuse(exc.code)
+            raise
+        message = self._store(sender, to, body, "message", None)
+        self.limits.charge(sender, size, now, queued=queued)
+        return message
 
     def post_event(self, to: str, name: str, payload: dict[str, Any]) -> Message:
         """A core event (``approval_decided``, ``agent_state``, …) into ``to``'s inbox."""
@@ -116,15 +154,19 @@ class Broker:
         text = json.dumps(payload) if payload is not None else None
         # Live readers (the bus) see exactly what a reader of the log sees later.
         payload = json.loads(text) if text is not None else None
+        # The operator reads the log (dashboard, `hive messages`), not a queue:
+        # a message to them is delivered once stored, and waits in no inbox.
+        delivered = now if to == OPERATOR else None
         cur = self._conn.execute(
-            "INSERT INTO messages (sender, recipient, body, kind, payload, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (sender, to, body, kind, text, now),
+            "INSERT INTO messages (sender, recipient, body, kind, payload, created_at,"
+            " delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sender, to, body, kind, text, now, delivered),
         )
         assert cur.lastrowid is not None
         message = Message(cur.lastrowid, sender, to, body, kind, payload, now)
-        self._inboxes[to].push(message.id)
-        self._wake(to)
+        if delivered is None:
+            self._inboxes[to].push(message.id)
+            self._wake(to)
         self._bus.publish({"type": "message", "message": message.to_wire()})
         return message
 
@@ -173,7 +215,7 @@ class Broker:
             if mid is None:
                 return None
             self._mark_delivered(mid)
-            return self._load(mid), None
+            return self.get(mid), None
         lease = inbox.lease(holder, self._clock(), self._lease_seconds)
         if lease is None:
             return None
@@ -181,7 +223,7 @@ class Broker:
         self._expiry[lease.token] = loop.call_later(
             self._lease_seconds, self._expire, recipient, lease.token
         )
-        return self._load(lease.message_id), lease
+        return self.get(lease.message_id), lease
 
     def ack(self, recipient: str, token: object) -> int:
         """Finish a lease: the message is delivered and never handed out again."""
@@ -211,6 +253,11 @@ class Broker:
             self._wake(recipient)
         return requeued
 
+    def holds_lease(self, recipient: str, holder: object) -> bool:
+        """Whether ``holder`` (a connection) has a message of ``recipient``'s leased now."""
+        inbox = self._inboxes.get(recipient)
+        return inbox is not None and inbox.holds(holder)
+
     def _expire(self, recipient: str, token: int) -> None:
         self._expiry.pop(token, None)
         if self._inboxes[recipient].release(token) is not None:
@@ -227,12 +274,20 @@ class Broker:
                 waiter.set_result(None)
 
     def _mark_delivered(self, mid: int) -> None:
-        self._conn.execute(
-            "UPDATE messages SET delivered_at = ? WHERE id = ?", (self._clock(), mid)
-        )
+        # fetchall: the UPDATE commits only once its RETURNING rows are all read.
+        rows = self._conn.execute(
+            "UPDATE messages SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL"
+            f" RETURNING sender, {_BYTES}",
+            (self._clock(), mid),
+        ).fetchall()
+        for sender, size in rows:
+            self.limits.delivered(sender, size)
 
-    def _load(self, mid: int) -> Message:
+    def get(self, mid: int) -> Message:
+        """One whole message of the log, delivered or not."""
         row = self._conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (mid,)).fetchone()
+        if row is None:
+            raise UnknownMessage(f"no message with id {mid}")
         return _row_to_message(row)
 
     # -- reading the log and shutting down ---------------------------------
@@ -250,6 +305,42 @@ class Broker:
                 (agent, agent, limit),
             )
         return [_row_to_message(r) for r in rows][::-1]
+
+    def page(
+        self,
+        agent: str | None,
+        limit: int,
+        before: int | None = None,
+        *,
+        preview: int = previews.PREVIEW_BYTES,
+        budget: int = previews.PAGE_BYTES,
+    ) -> list[dict[str, Any]]:
+        """Like :meth:`history`, older than ``before``, as wire dicts with bodies cut to
+        ``preview`` bytes and no more than ``budget`` bytes in all (see core/previews.py).
+
+        Only a prefix of each body leaves sqlite, so a page of floods stays cheap to read.
+        """
+        where: list[str] = ["1"]
+        params: list[object] = []
+        if agent is not None:
+            where.append("(sender = ? OR recipient = ?)")
+            params += [agent, agent]
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
+        rows = self._conn.execute(
+            "SELECT id, sender, recipient, substr(body, 1, ?), kind, payload, created_at,"
+            f" {_BYTES} FROM messages WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            (preview, *params, limit),
+        )
+        cut = (
+            previews.shortened(_row_to_message(row[:7]).to_wire(), row[3], row[7], preview)
+            for row in rows
+        )
+        try:
+            return previews.within(cut, budget)
+        finally:
+            rows.close()  # the page may stop early; end the read now, not at GC
 
     def waiting(self) -> dict[str, int]:
         """How many long-polls each recipient has parked right now."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hyperhive.errors import BadRequest, ClientError
+from hyperhive.errors import BadRequest, ClientError, QuotaExceeded
 from hyperhive.names import OPERATOR, validate_agent_name
 
 MAX_QUESTION: Final = 4000
@@ -30,6 +30,9 @@ MIN_OPTIONS: Final = 2
 MAX_OPTIONS: Final = 20
 MAX_ANSWER: Final = 10_000
 MAX_LIST: Final = 1000
+# An operator answers questions one by one; more than this many open from one asker is a
+# loop, not a conversation, and each one is a row and a line on the dashboard.
+MAX_PENDING_PER_ASKER: Final = 20
 COLUMNS: Final = "id, asker, question, options, multi, answer, answered_by, created_at, answered_at"
 
 Answer = str | tuple[str, ...]
@@ -147,13 +150,28 @@ def validate_answer(question: Question, answer: object) -> Answer:
 
 
 class QuestionBook:
-    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_pending: int = MAX_PENDING_PER_ASKER,
+    ) -> None:
         self._conn = conn
         self._clock = clock
+        self._max_pending = max_pending
 
     def ask(self, asker: object, question: object, options: object, multi: object) -> Question:
         asker = validate_agent_name(asker)
         text, choices, is_multi = validate_question(question, options, multi)
+        (open_now,) = self._conn.execute(
+            "SELECT count(*) FROM questions WHERE asker = ? AND answered_at IS NULL", (asker,)
+        ).fetchone()
+        if open_now >= self._max_pending:
+            raise QuotaExceeded(
+                f"{asker} already has {open_now} questions waiting for the operator "
+                f"(the limit is {self._max_pending}); wait for answers before asking more"
+            )
         now = self._clock()
         cursor = self._conn.execute(
             "INSERT INTO questions (asker, question, options, multi, created_at) "

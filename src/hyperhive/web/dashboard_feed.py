@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Final
 
+from hyperhive.core import previews
 from hyperhive.core.bus import EventBus, Subscription
 from hyperhive.web.sse import HEARTBEAT_S, PING, PING_FRAME, RETRY_MS, StreamHub, next_or_ping
 
@@ -65,8 +66,12 @@ class BusFeed(StreamHub):
         async for event in subscription:
             seq = int(event.get("seq", 0))
             # ``ts`` lets the page order core events among messages; the bus dict is shared
-            # with other subscribers, so it is copied, never stamped in place.
-            data = json.dumps({**event, "ts": time.time()}, separators=(",", ":"), default=str)
+            # with other subscribers, so it is copied, never stamped in place. Bodies are
+            # previews, as in /api/messages: the ring must not hold 2048 bodies of 256 KiB.
+            shown = {**event, "ts": time.time()}
+            if event.get("type") == "message":
+                shown["message"] = previews.preview(event["message"])
+            data = json.dumps(shown, separators=(",", ":"), default=str)
             frame = f"id: {self.epoch}:{seq}\ndata: {data}\n\n"
             self._ring.append((seq, frame))
             self.last_seq = seq

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
 from hyperhive import __version__
+from hyperhive.core import previews
 from hyperhive.core.ops.base import Caller
 from hyperhive.core.protocol import Args
 from hyperhive.names import OPERATOR
@@ -74,12 +75,23 @@ async def status(hive: Hive, caller: Caller, args: Args) -> Any:
 
 
 async def messages(hive: Hive, caller: Caller, args: Args) -> Any:
+    """A page of the log, oldest first: bodies cut to a preview, the page capped in bytes.
+
+    Page back with ``before`` = the first id of this page; ``message`` gives one whole.
+    """
     agent = args.opt_text("agent")
     limit = args.integer("limit", 50, 1, MAX_LIMIT)
+    before = None if args.raw("before") is None else args.integer("before", None, 1, 2**62)
     args.finish()
     if agent is not None and agent != OPERATOR:
         hive.registry.get(agent)
-    return [m.to_wire() for m in hive.broker.history(agent, limit)]
+    return hive.broker.page(agent, limit, before)
+
+
+async def message(hive: Hive, caller: Caller, args: Args) -> Any:
+    message_id = args.integer("id", None, 1, 2**62)
+    args.finish()
+    return hive.broker.get(message_id).to_wire()
 
 
 def tail(hive: Hive, caller: Caller, args: Args) -> AsyncIterator[dict[str, Any]]:
@@ -91,6 +103,9 @@ async def _bus_events(hive: Hive) -> AsyncIterator[dict[str, Any]]:
     subscription = hive.bus.subscribe()
     try:
         async for event in subscription:
+            # Like the dashboard's feed: previews only, so a flood cannot fill a terminal.
+            if event.get("type") == "message":
+                event = {**event, "message": previews.preview(event["message"])}
             yield event
         if subscription.lagged:
             yield {"type": "lagged", "message": "this subscriber fell behind; events were lost"}

@@ -230,7 +230,8 @@
       el("span", "who", a.agent), el("span", "dim", `by ${a.requester} · `), ago(a.created_at));
     card.append(head, el("p", "reason", a.reason || "(no reason given)"));
     if (a.kind === "apply_commit") {
-      card.append(el("div", "dim", `commit ${(a.sha || "").slice(0, 12)} · diff from the applied config:`));
+      // The tree is what approving applies, byte for byte: the pin kept with the request.
+      card.append(el("div", "dim", `commit ${(a.sha || "").slice(0, 12)} · tree ${(a.tree || "?").slice(0, 12)} · diff from the applied config:`));
       if (a.diff !== undefined) card.append(a.diff.trim() ? diffView(a.diff) : el("p", "dim", "(no changes)"));
       if (a.diff_error) card.append(el("p", "err", `diff unavailable: ${a.diff_error}`));
     } else if (a.config) {
@@ -364,7 +365,9 @@
     if (m.kind === "event") {
       place(`m${m.id}`, m.created_at, [m.from, m.to], "k-event", [...route, el("div", "body", eventText(m))]);
     } else {
-      place(`m${m.id}`, m.created_at, [m.from, m.to], "k-message", [...route, el("div", "body", m.body)]);
+      // Long bodies come as previews (truncated, size); the whole one is `hive message <id>`.
+      const text = m.truncated ? `${m.body}… (${m.size} bytes)` : m.body;
+      place(`m${m.id}`, m.created_at, [m.from, m.to], "k-message", [...route, el("div", "body", text)]);
     }
   }
   // A core event in an inbox, said the way the operator would say it.
