@@ -12,7 +12,7 @@ from playwright.async_api import Page, async_playwright, expect
 
 from hyperhive.web import create_agent_app
 from support.browser import CHROMIUM, CHROMIUM_ARGS
-from support.stub_control import SETUP_URL, StubControl, serving
+from support.stub_control import PAGE_CHECK, PAGE_KEY, SETUP_URL, StubControl, serving
 
 WAIT_MS = 5000
 
@@ -26,7 +26,7 @@ class Browsed:
 @contextlib.asynccontextmanager
 async def open_page(control: StubControl) -> AsyncIterator[Browsed]:
     """The page loaded and live; fails the test on any uncaught page error."""
-    app = create_agent_app(control)
+    app = create_agent_app(control, check=PAGE_CHECK)
     errors: list[str] = []
     async with serving(app) as server, async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -34,7 +34,7 @@ async def open_page(control: StubControl) -> AsyncIterator[Browsed]:
             page = await browser.new_page(viewport={"width": 800, "height": 600})
             page.set_default_timeout(WAIT_MS)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(f"http://127.0.0.1:{server.port}/")
+            await page.goto(f"http://127.0.0.1:{server.port}/?token={PAGE_KEY}")
             await expect(page.locator("#link")).to_have_text("● live", timeout=WAIT_MS)
             yield Browsed(control, page)
         finally:

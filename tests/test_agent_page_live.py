@@ -20,7 +20,7 @@ from hyperhive.client import Client
 from hyperhive.core.hive import Hive
 from hyperhive.web import create_agent_app
 from support.browser import CHROMIUM, CHROMIUM_ARGS
-from support.stub_control import serving
+from support.stub_control import PAGE_CHECK, PAGE_KEY, serving
 
 WAIT_MS = 5000
 
@@ -51,12 +51,13 @@ async def test_an_operator_watches_and_steers_a_live_harness(hive: Hive, short_d
     turns = asyncio.create_task(harness.run())
     errors: list[str] = []
     try:
-        async with serving(create_agent_app(harness)) as server, async_playwright() as pw:
+        app = create_agent_app(harness, check=PAGE_CHECK)
+        async with serving(app) as server, async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = await browser.new_page()
             page.set_default_timeout(WAIT_MS)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(f"http://127.0.0.1:{server.port}/")
+            await page.goto(f"http://127.0.0.1:{server.port}/?token={PAGE_KEY}")
             badge, log = page.locator("#badge"), page.locator("#log")
             await expect(badge).to_have_text(re.compile(r"^idle \d+s$"))
 

@@ -15,7 +15,7 @@ import pytest
 from hyperhive.agent.control import CommandResult
 from hyperhive.errors import ConfigError
 from hyperhive.web import check_listen, create_agent_app, is_loopback
-from support.stub_control import StubControl, serving
+from support.stub_control import PAGE_CHECK, PAGE_KEY, StubControl, page_client, serving
 
 WAIT = 5.0
 TOKEN = "op-token-0123456789abcdef"
@@ -35,11 +35,9 @@ class Site:
 @pytest.fixture
 async def site() -> AsyncIterator[Site]:
     control = StubControl("alice")
-    app = create_agent_app(control, heartbeat=0.2)
-    async with serving(app) as server:
-        base = f"http://127.0.0.1:{server.port}"
-        async with httpx.AsyncClient(base_url=base, timeout=WAIT) as client:
-            yield Site(control, client, app.state.csrf)
+    app = create_agent_app(control, check=PAGE_CHECK, heartbeat=0.2)
+    async with serving(app) as server, page_client(server) as client:
+        yield Site(control, client, app.state.csrf)
 
 
 class Frames:
@@ -160,10 +158,10 @@ async def test_a_client_disconnect_ends_its_subscription(site: Site) -> None:
 
 async def test_server_shutdown_ends_open_streams_promptly() -> None:
     control = StubControl()
-    app = create_agent_app(control)
+    app = create_agent_app(control, check=PAGE_CHECK)
     async with (
         serving(app) as server,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client,
+        page_client(server) as client,
         client.stream("GET", "/events") as response,
     ):
         frames = Frames(response)
@@ -249,36 +247,55 @@ async def test_a_forged_cross_site_form_post_is_refused(site: Site) -> None:
     assert site.control.calls == []
 
 
-async def test_a_foreign_host_header_is_refused_without_a_token(site: Site) -> None:
+async def test_on_loopback_a_foreign_host_header_is_refused_even_with_a_session(
+    site: Site,
+) -> None:
     # A DNS-rebinding page reaches 127.0.0.1 under its own name; it must not get the page.
     answer = await site.client.get("/", headers={"Host": "evil.example"})
     assert answer.status_code == 403
     assert site.csrf not in answer.text
 
 
-async def test_the_operator_token_sets_a_cookie_once_and_guards_every_request() -> None:
+async def test_the_page_key_buys_a_session_cookie_once_and_guards_every_request() -> None:
     control = StubControl()
-    app = create_agent_app(control, token=TOKEN)
+    app = create_agent_app(control, check=PAGE_CHECK)
     async with serving(app) as server:
         base = f"http://127.0.0.1:{server.port}"
         async with httpx.AsyncClient(base_url=base, timeout=WAIT) as client:
             gate = await client.get("/")
             assert gate.status_code == 401
-            assert "name=token" in gate.text
+            assert "name=token" in gate.text and app.state.csrf not in gate.text
             assert (await client.get("/api/status")).status_code == 401
             assert (await client.get("/events")).status_code == 401
             assert (await client.get("/?token=wrong")).status_code == 401
-            login = await client.get(f"/?token={TOKEN}")
+            login = await client.get(f"/?token={PAGE_KEY}")
             assert login.status_code == 303
             assert login.headers["location"] == "/"
             cookie = login.headers["set-cookie"]
+            # Named per agent, so it never overwrites the dashboard's on the same host.
+            assert cookie.startswith("hive_page_alice=") and PAGE_KEY not in cookie
             assert "HttpOnly" in cookie
             assert "SameSite=Strict" in cookie
             assert (await client.get("/")).status_code == 200  # the cookie now
             assert (await client.get("/api/status")).status_code == 200
         async with httpx.AsyncClient(base_url=base, timeout=WAIT) as script:
-            bearer = {"Authorization": f"Bearer {TOKEN}"}
+            bearer = {"Authorization": f"Bearer {PAGE_KEY}"}
             assert (await script.get("/api/status", headers=bearer)).status_code == 200
+
+
+async def test_a_login_followed_from_another_site_refreshes_instead_of_redirecting() -> None:
+    # The dashboard links to agent pages under the other loopback name; a redirect would
+    # stay that site's navigation and the browser would withhold the Strict cookie.
+    app = create_agent_app(StubControl(), check=PAGE_CHECK)
+    async with serving(app) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        async with httpx.AsyncClient(base_url=base, timeout=WAIT) as client:
+            headers = {"Sec-Fetch-Site": "cross-site"}
+            login = await client.get(f"/?token={PAGE_KEY}&after=3", headers=headers)
+            assert login.status_code == 200 and "set-cookie" in login.headers
+            assert "http-equiv=refresh content='0;url=/?after=3'" in login.text
+            assert PAGE_KEY not in login.text
+            assert (await client.get("/api/status")).status_code == 200
 
 
 class EchoingControl(StubControl):
@@ -297,11 +314,10 @@ async def test_secrets_are_never_echoed_in_answers_events_or_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     control = EchoingControl(needs_login=True)
-    app = create_agent_app(control)
+    app = create_agent_app(control, check=PAGE_CHECK)
     async with serving(app) as server:
-        base = f"http://127.0.0.1:{server.port}"
         headers = {"X-Hive-CSRF": app.state.csrf}
-        async with httpx.AsyncClient(base_url=base, timeout=WAIT, headers=headers) as client:
+        async with page_client(server, headers=headers) as client:
             saved = await client.post("/api/login/key", json={"key": f" {SECRET}\n"})
             assert saved.json() == {"ok": True, "message": "saved [redacted]"}
             finish = await client.post("/api/login/setup-token/finish", json={"code": SECRET})
@@ -334,10 +350,11 @@ def test_is_loopback_knows_which_addresses_stay_on_this_machine(host: str, loopb
     assert is_loopback(host) is loopback
 
 
-def test_check_listen_refuses_a_public_address_without_a_token() -> None:
-    check_listen("127.0.0.1", None)
+def test_check_listen_refuses_a_short_token_anywhere_and_no_token_off_loopback() -> None:
+    check_listen("127.0.0.1", TOKEN)
     check_listen("0.0.0.0", TOKEN)
     with pytest.raises(ConfigError, match="operator token"):
         check_listen("0.0.0.0", None)
-    with pytest.raises(ConfigError, match="too short"):
-        check_listen("0.0.0.0", "abc")
+    for host in ("0.0.0.0", "127.0.0.1"):
+        with pytest.raises(ConfigError, match="too short"):
+            check_listen(host, "abc")

@@ -11,8 +11,9 @@ import pytest
 
 from hyperhive.agent.settings import port_for
 from hyperhive.config import Config
+from hyperhive.tokens import page_key
 from hyperhive.web.security import CSRF_HEADER
-from support.dashboard import Swarm, live_swarm
+from support.dashboard import Swarm, live_swarm, operator_client
 from support.wire import until_status
 
 WAIT = 30.0
@@ -26,7 +27,7 @@ async def swarm(config: Config) -> AsyncIterator[Swarm]:
 
 @pytest.fixture
 async def http(swarm: Swarm) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=swarm.base, timeout=WAIT) as client:
+    async with operator_client(swarm) as client:
         yield client
 
 
@@ -58,8 +59,10 @@ async def test_agents_show_backend_state_model_link_and_cost_so_far(
     assert bob["container"]["backend"] == "bwrap" and bob["container"]["state"] == "running"
     assert bob["stats"]["turns"] == 1 and bob["stats"]["input_tokens"] > 0
     assert bob["stats"]["cost_usd"] == 0.0 and bob["model"] is None
-    assert bob["url"] == f"http://127.0.0.1:{port_for('bob')}/"
-    assert rows["hm1nd"]["url"] == "http://127.0.0.1:8000/"
+    # The other loopback name (see agent_page_host), with the key to that page alone.
+    bob_key = page_key(swarm.token, "bob")
+    assert bob["url"] == f"http://localhost:{port_for('bob')}/?token={bob_key}"
+    assert rows["hm1nd"]["url"] == f"http://localhost:8000/?token={page_key(swarm.token, 'hm1nd')}"
     assert rows["hm1nd"]["container"] is None  # an external participant in these tests
     model_file = swarm.hive.config.state_dir / "agents" / "bob" / "state" / "hyperhive-model"
     model_file.write_text("claude-opus-4\n")
@@ -220,6 +223,8 @@ async def test_a_body_that_is_not_json_is_refused(swarm: Swarm, http: httpx.Asyn
         {},  # a plain cross-site form cannot set the header
         {CSRF_HEADER: "guessed"},
         {"Sec-Fetch-Site": "cross-site", "use-csrf": "1"},
+        # Another port of this host (an agent's page or listener) is same-site, not same-origin.
+        {"Sec-Fetch-Site": "same-site", "use-csrf": "1"},
         {"Origin": "http://evil.example", "use-csrf": "1"},
     ],
 )
@@ -228,6 +233,7 @@ async def test_state_changing_requests_without_the_csrf_check_are_refused(
 ) -> None:
     if headers.pop("use-csrf", None):
         headers[CSRF_HEADER] = swarm.csrf
-    answer = await http.post("/api/send", data={"to": "hm1nd", "body": "forged"}, headers=headers)
+    # A body that would be sent, were it not for the check.
+    answer = await http.post("/api/send", json={"to": "hm1nd", "body": "forged"}, headers=headers)
     assert answer.status_code == 403 and answer.json()["ok"] is False
     assert (await http.get("/api/messages")).json() == []

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Request, async_playwright, expect
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import Request as StarletteRequest
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from hyperhive.agent.settings import port_for
 from hyperhive.config import Config
 from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.dashboard import Swarm, live_swarm
@@ -45,7 +46,7 @@ async def open_dashboard(
             page = await browser.new_page(viewport={"width": width, "height": height})
             page.set_default_timeout(WAIT_MS)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(swarm.base)
+            await page.goto(swarm.login_url)  # the URL `hive dashboard-url` prints
             await expect(page.locator("#link")).to_have_text("● live", timeout=WAIT_MS)
             await expect(page.locator('[data-agent="hm1nd"]')).to_be_visible(timeout=WAIT_MS)
             yield Browsed(swarm, page, browser)
@@ -209,7 +210,8 @@ async def test_stop_start_and_a_confirmed_destroy_from_the_agent_row(browsed: Br
     row = page.locator('[data-agent="bob"]')
     badge = row.locator(".badge")
     await expect(badge).to_have_text(RUNNING)
-    await expect(row.locator(".name")).to_have_attribute("href", re.compile(r"^http://127\."))
+    page_link = re.compile(r"^http://localhost:\d+/\?token=[0-9a-f]{64}$")
+    await expect(row.locator(".name")).to_have_attribute("href", page_link)
     await row.get_by_role("button", name="■ stop").click()
     await expect(badge).to_have_text(re.compile(r"^stopped \d+s$"))
     await expect(row.get_by_role("button", name="■ stop")).to_be_disabled()
@@ -228,10 +230,35 @@ async def test_stop_start_and_a_confirmed_destroy_from_the_agent_row(browsed: Br
     assert "bob" not in swarm.hive.registry
 
 
+async def test_an_agents_link_opens_its_page_logged_in_without_the_dashboards_cookie(
+    browsed: Browsed,
+) -> None:
+    page, swarm = browsed.page, browsed.swarm
+    await swarm.host("spawn", name="pia")  # a real harness, its page on port_for("pia")
+    requests: list[Request] = []
+    page.context.on("request", lambda request: requests.append(request))
+    row = page.locator('[data-agent="pia"]')
+    await expect(row.locator(".badge")).to_have_text(RUNNING, timeout=SLOW_MS)
+    async with page.context.expect_page() as opened:
+        await row.locator(".name").click()
+    agent = await opened.value
+    await expect(agent).to_have_title("pia · hyperhive", timeout=SLOW_MS)
+    await expect(agent.locator("#link")).to_have_text("● live")
+    assert "token=" not in agent.url  # the key left the address bar
+    cookies = {(c["name"], c["domain"]) for c in await page.context.cookies()}
+    assert cookies == {("hive_session", "127.0.0.1"), ("hive_page_pia", "localhost")}
+    to_agent = [r for r in requests if r.url.startswith(f"http://localhost:{port_for('pia')}/")]
+    assert to_agent
+    for request in to_agent:
+        assert "hive_session" not in (await request.all_headers()).get("cookie", "")
+    await page.reload()  # the dashboard's own session is untouched
+    await expect(page.locator("#link")).to_have_text("● live", timeout=WAIT_MS)
+
+
 def forging_site(target: str) -> Starlette:
     """Another site whose page auto-submits a form to the dashboard, as an attacker would."""
 
-    async def page(request: Request) -> HTMLResponse:
+    async def page(request: StarletteRequest) -> HTMLResponse:
         return HTMLResponse(
             f"<form id=f method=post action='{target}api/send'>"
             "<input name=to value=hm1nd><input name=body value=forged></form>"
@@ -241,15 +268,26 @@ def forging_site(target: str) -> Starlette:
     return Starlette(routes=[Route("/", page)])
 
 
-@pytest.mark.parametrize("evil_host", ["localhost", "127.0.0.1"])
-async def test_a_forged_cross_site_post_is_refused(browsed: Browsed, evil_host: str) -> None:
+@pytest.mark.parametrize(
+    ("evil_host", "status", "says"),
+    [
+        # Another site: the SameSite=Strict session cookie stays home, so no session.
+        ("localhost", 401, "operator token required"),
+        # Another port of the dashboard's own host name (where an agent could listen):
+        # the cookie goes along, and the CSRF check refuses it.
+        ("127.0.0.1", 403, "refused (Sec-Fetch-Site: same-site)"),
+    ],
+)
+async def test_a_forged_cross_site_post_is_refused(
+    browsed: Browsed, evil_host: str, status: int, says: str
+) -> None:
     page, swarm = browsed.page, browsed.swarm
     async with serving(forging_site(swarm.base)) as evil:
         async with page.expect_response(lambda r: r.url.endswith("/api/send")) as answer:
             await page.goto(f"http://{evil_host}:{evil.port}/")
         response = await answer.value
-        assert response.status == 403
-        assert "refused" in (await response.json())["message"]
+        assert response.status == status
+        assert says in (await response.json())["message"]
     assert swarm.hive.broker.history("hm1nd", 10) == []
 
 

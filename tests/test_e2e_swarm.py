@@ -147,7 +147,13 @@ async def test_operator_to_alice_to_bob_and_back(
         assert reply["body"] == "pong from bob"
         # The SSE stream of alice's page carries her history and never the key.
         url = f"http://127.0.0.1:{alice.port}/events?after=0"
-        async with httpx.AsyncClient(timeout=WAIT) as http, http.stream("GET", url) as sse:
+        # Run by hand, the harness keeps its own page key in its state dir.
+        key = (alice.state / "page-key").read_text().strip()
+        bearer = {"Authorization": f"Bearer {key}"}
+        async with (
+            httpx.AsyncClient(timeout=WAIT, headers=bearer) as http,
+            http.stream("GET", url) as sse,
+        ):
             seen = ""
             async for chunk in sse.aiter_text():
                 seen += chunk

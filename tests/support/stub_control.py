@@ -2,7 +2,8 @@
 
 The stub records every call, lets a test publish events and change state, and implements
 ``subscribe`` with the real contract (backfill after a position, then live, no gap, no
-duplicate) over asyncio queues.
+duplicate) over asyncio queues. Agent pages always want their page key: :data:`PAGE_KEY`
+opens those built with :data:`PAGE_CHECK`, :func:`page_client` is a client logged in with it.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 
 from hyperhive.agent.control import AgentEvent, Badge, CommandResult, Status
+from hyperhive.tokens import KeyCheck
 from hyperhive.web import WebServer
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 SETUP_URL = "https://claude.ai/oauth/authorize?code=true&client_id=stub"
+PAGE_KEY = "stub-page-key-0123456789abcdef"
+PAGE_CHECK = KeyCheck.of(PAGE_KEY)
 
 
 @dataclass
@@ -157,3 +162,15 @@ async def serving(app: Starlette, host: str = "127.0.0.1") -> AsyncIterator[WebS
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, STOP_TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def page_client(
+    server: WebServer, key: str = PAGE_KEY, **options: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the page on ``server``, logged in with ``key`` as a browser would be."""
+    base = f"http://127.0.0.1:{server.port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10.0, **options) as client:
+        login = await client.get("/", params={"token": key})
+        assert login.status_code == 303, login.text
+        yield client

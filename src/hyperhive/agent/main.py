@@ -13,10 +13,11 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from hyperhive.agent import settings as agent_settings
 from hyperhive.agent.engine import DeferredEngine, Engine
@@ -24,6 +25,7 @@ from hyperhive.agent.fake_engine import ScriptedEngine
 from hyperhive.agent.harness import Harness
 from hyperhive.agent.history import History
 from hyperhive.agent.login import Credentials, SetupTokenFlow
+from hyperhive.agent.page_access import PageAccess, page_access
 from hyperhive.agent.settings import AgentSettings, Role
 from hyperhive.agent.tools import HiveTools, serve_stdio
 from hyperhive.errors import HiveError
@@ -90,15 +92,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 async def serve(settings: AgentSettings) -> int:
-    from hyperhive.web import WebServer, check_listen, create_agent_app
-    from hyperhive.web.security import TokenCheck, page_salt
+    from hyperhive.web import WebServer, create_agent_app, is_loopback
 
-    # From the core an agent gets only a digest of the operator token (see
-    # TokenCheck); a harness run by hand may be given the token itself.
-    token = os.environ.get("HYPERHIVE_OPERATOR_TOKEN") or None
-    digest = os.environ.get("HYPERHIVE_PAGE_TOKEN_DIGEST") or None
-    check = TokenCheck(digest, page_salt(settings.name)) if digest else None
-    check_listen(settings.listen, token or digest)
+    access = page_access(settings.name, settings.state_dir, os.environ)
     credentials = Credentials(settings.claude_dir, os.environ)
     history = History(settings.history_db, secrets=credentials.secrets)
     engine = ENGINES[settings.engine](settings, credentials)
@@ -107,34 +103,71 @@ async def serve(settings: AgentSettings) -> int:
         {**os.environ, "CLAUDE_CONFIG_DIR": str(settings.claude_dir)},
     )
     harness = Harness(settings, engine, history, credentials, setup_token=setup)
-    server = WebServer.for_app(
-        create_agent_app(harness, token=token, check=check), settings.listen, settings.port
-    )
-    web = asyncio.create_task(server.serve())
+    app = create_agent_app(harness, check=access.check, loopback=is_loopback(settings.listen))
+    server = WebServer.for_app(app, settings.listen, settings.port)
+    sock = _page_socket(settings, history)
+    web = asyncio.create_task(server.serve(sockets=[sock])) if sock is not None else None
     turns = asyncio.create_task(harness.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        ready = asyncio.create_task(server.ready.wait())
-        await asyncio.wait({ready, web}, return_when=asyncio.FIRST_COMPLETED)
-        if web.done():
-            ready.cancel()
-            raise HiveError(f"cannot serve on {settings.listen}:{settings.port}")
-        print(f"{settings.name} ready: http://{settings.listen}:{server.port}/", flush=True)
-        await asyncio.wait(
-            {asyncio.create_task(stop.wait()), web, turns}, return_when=asyncio.FIRST_COMPLETED
-        )
+        running: set[asyncio.Task[Any]] = {asyncio.create_task(stop.wait()), turns}
+        if web is None:
+            print(f"{settings.name} ready: no page (see the warning)", flush=True)
+        else:
+            ready = asyncio.create_task(server.ready.wait())
+            await asyncio.wait({ready, web}, return_when=asyncio.FIRST_COMPLETED)
+            if web.done():
+                ready.cancel()
+                raise HiveError(f"cannot serve on {settings.listen}:{settings.port}")
+            base = f"http://{_url_host(settings.listen)}:{server.port}/"
+            print(f"{settings.name} ready: {base}", flush=True)
+            _announce_key(access, base)
+            running.add(web)
+        await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
     finally:
         # Drain: stop taking turns (an unfinished turn's message stays unacked
         # and comes back), then close the page and its streams.
         harness.stop()
         await turns
-        server.should_exit = True
-        await web
+        if web is not None:
+            server.should_exit = True
+            await web
         history.close()
     return 0
+
+
+def _page_socket(settings: AgentSettings, history: History) -> socket.socket | None:
+    """The page's listening socket, or None: a port someone else holds (another agent may
+    squat it) costs the page, never the agent, which goes on answering its messages."""
+    from hyperhive.web.listen import bind_tcp
+
+    try:
+        return bind_tcp(settings.listen, settings.port)
+    except OSError as exc:
+        text = (
+            f"the web page cannot listen on {settings.listen}:{settings.port} "
+            f"({exc.strerror or exc}); running without it"
+        )
+        log.warning("%s", text)
+        history.publish("notice", {"level": "warning", "text": text})
+        return None
+
+
+def _announce_key(access: PageAccess, base: str) -> None:
+    """Tell a person where a key this harness made is; the key itself only to a terminal."""
+    if access.key is None:
+        return
+    if sys.stderr.isatty():
+        print(f"open the page: {base}?token={access.key}", file=sys.stderr, flush=True)
+    else:
+        log.info("the page key is in %s: open %s?token=<that key>", access.key_file, base)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def run(role: Role, argv: list[str] | None) -> int:

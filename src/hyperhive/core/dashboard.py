@@ -1,7 +1,7 @@
 """Serving the operator's dashboard from ``hive-c0re`` (DESIGN §1, §9).
 
-:func:`serve_dashboard` checks the listen address before anything binds: loopback is fine
-as it is, any other address needs the operator token. It returns the running
+:func:`serve_dashboard` checks the operator token before anything binds (there always is
+one, see :mod:`hyperhive.core.operator_token`). It returns the running
 :class:`WebServer`; stop it with :func:`stop_dashboard` before the hive shuts down, so the
 open SSE streams end first.
 """
@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Final
 
 from hyperhive.errors import ConfigError
 from hyperhive.web.dashboard_app import create_dashboard_app
-from hyperhive.web.security import check_listen
+from hyperhive.web.listen import bind_tcp
+from hyperhive.web.security import check_listen, is_loopback
 from hyperhive.web.server import WebServer
 
 if TYPE_CHECKING:
@@ -30,23 +31,21 @@ _TASKS: dict[WebServer, asyncio.Task[None]] = {}
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    # Bound here rather than by uvicorn: uvicorn answers a bind failure with sys.exit(1)
-    # from inside its task, which would take the whole daemon down without a clear message.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family)
+        return bind_tcp(host, port)
     except OSError as exc:
         raise ConfigError(
             f"the dashboard cannot listen on {host}:{port}: {exc.strerror or exc}"
         ) from None
 
 
-async def serve_dashboard(hive: Hive, host: str, port: int, token: str | None) -> WebServer:
-    """Start the dashboard on ``host:port``; a :class:`ConfigError` if it may not or cannot."""
+async def serve_dashboard(hive: Hive, host: str, port: int, token: str) -> WebServer:
+    """Start the dashboard on ``host:port`` behind ``token``; a :class:`ConfigError` if it
+    may not or cannot."""
     check_listen(host, token)
-    token = token.strip() if token and token.strip() else None
+    app = create_dashboard_app(hive, token=token, loopback=is_loopback(host))
     sock = _bind(host, port)
-    server = WebServer.for_app(create_dashboard_app(hive, token=token), host, port)
+    server = WebServer.for_app(app, host, port)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="dashboard")
     ready = asyncio.create_task(server.ready.wait())
     await asyncio.wait({task, ready}, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
@@ -59,7 +58,7 @@ async def serve_dashboard(hive: Hive, host: str, port: int, token: str | None) -
         raise ConfigError(f"the dashboard did not start on {host}:{port}")
     _TASKS[server] = task
     shown = f"[{host}]" if ":" in host else host
-    log.info("dashboard on http://%s:%d/%s", shown, server.port, "" if token else " (loopback)")
+    log.info("dashboard on http://%s:%d/", shown, server.port)  # never with the token
     return server
 
 

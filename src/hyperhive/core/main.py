@@ -10,10 +10,11 @@ import signal
 import sys
 
 from hyperhive import config as hive_config
+from hyperhive.core import fd_guard
 from hyperhive.core.dashboard import serve_dashboard, stop_dashboard
 from hyperhive.core.hive import Hive
+from hyperhive.core.operator_token import DashboardLink, resolve_token, startup_lines
 from hyperhive.errors import HiveError
-from hyperhive.web.security import check_listen
 
 log = logging.getLogger("hive-c0re")
 
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--token",
         default=os.environ.get("HYPERHIVE_OPERATOR_TOKEN"),
-        help="operator token; required off loopback (env HYPERHIVE_OPERATOR_TOKEN)",
+        help="operator token (env HYPERHIVE_OPERATOR_TOKEN; default: the one in "
+        "<state>/operator-token, generated on first start)",
     )
     serve.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
     serve.add_argument(
@@ -59,8 +61,11 @@ async def serve(
     token: str | None,
     dashboard: bool,
 ) -> int:
-    if dashboard:
-        check_listen(config.listen_host, token)  # refuse before any container starts
+    # Before the Hive: its connection budget is derived from the limit.
+    fd_guard.raise_nofile()
+    fd_guard.install(asyncio.get_running_loop())
+    # Before any container starts: agents' page keys are derived from it.
+    operator = resolve_token(token, config.state_dir)
     backend = None
     if containers:
         from hyperhive.backends.registry import choose
@@ -70,22 +75,18 @@ async def serve(
             work_dir=config.state_dir / "backend",
             hide=(config.state_dir, config.run_dir),
         )
-        if token is None and backend.name in ("bwrap", "process"):
-            log.warning(
-                "agents on the %s backend share this host's loopback: without an operator "
-                "token (HYPERHIVE_OPERATOR_TOKEN) an agent with network tools could reach "
-                "the dashboard on 127.0.0.1 and act as the operator; set a token",
-                backend.name,
-            )
-    hive = Hive(config, backend, operator_token=token)
+    hive = Hive(config, backend, operator_token=operator.value)
     await hive.start(manager=manager and containers)
     web = None
     if dashboard:
         try:
-            web = await serve_dashboard(hive, config.listen_host, config.listen_port, token)
+            web = await serve_dashboard(
+                hive, config.listen_host, config.listen_port, operator.value
+            )
         except HiveError:
             await hive.shutdown()
             raise
+        hive.dashboard_link = DashboardLink(config.listen_host, web.port, operator.value)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -100,6 +101,10 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     print(f"hive-c0re ready: {config.host_socket}", flush=True)
+    if hive.dashboard_link is not None:
+        # The token only to a terminal: under systemd stdout is the journal.
+        for line in startup_lines(hive.dashboard_link, operator, tty=sys.stdout.isatty()):
+            print(line, flush=True)
     await stop.wait()
     if web is not None:
         await stop_dashboard(web)  # end the SSE streams before the hive goes
@@ -115,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Everything the core writes (hive.db, repos, records, tokens) is its own;
+    # what an agent must reach is handed to it explicitly.
+    os.umask(0o077)
     try:
         config = hive_config.resolve(
             state_dir=args.state_dir, run_dir=args.run_dir, listen=args.listen, backend=args.backend

@@ -1,9 +1,9 @@
 """One agent's live web page (DESIGN §6), built only on :class:`AgentControl`.
 
-``create_agent_app(control)`` gives a Starlette app: the page, its static files, a status
-and history API, an SSE tail, and the operator's actions (prompt, cancel, login). The
-harness serves it with :class:`hyperhive.web.server.WebServer`, which ends the SSE streams
-on shutdown.
+``create_agent_app(control, check=...)`` gives a Starlette app behind the agent's page key:
+the page, its static files, a status and history API, an SSE tail, and the operator's
+actions (prompt, cancel, login). The harness serves it with
+:class:`hyperhive.web.server.WebServer`, which ends the SSE streams on shutdown.
 """
 
 from __future__ import annotations
@@ -22,15 +22,17 @@ from starlette.routing import Route
 
 from hyperhive.agent.control import AgentControl, CommandResult
 from hyperhive.errors import ClientError
+from hyperhive.tokens import KeyCheck
 from hyperhive.web.bodies import BadInput, content_kind, json_object, read_text
 from hyperhive.web.security import (
     PAGE_CSP,
     SECURITY_HEADERS,
-    TokenCheck,
     TokenGate,
     csrf_refusal,
     new_csrf_token,
+    page_cookie,
 )
+from hyperhive.web.sessions import SessionStore
 from hyperhive.web.sse import HEARTBEAT_S, StreamHub, event_stream, status_wire
 from hyperhive.web.static_files import CSS, JS, static_route, static_text
 
@@ -46,12 +48,13 @@ logger = logging.getLogger(__name__)
 def create_agent_app(
     control: AgentControl,
     *,
-    token: str | None = None,
-    check: TokenCheck | None = None,
+    check: KeyCheck,
+    loopback: bool = True,
     heartbeat: float = HEARTBEAT_S,
+    sessions: SessionStore | None = None,
 ) -> Starlette:
-    """The agent page app. ``token`` (or ``check``, a digest of it): the operator
-    token, required off loopback."""
+    """The agent page app. ``check`` recognises the agent's page key (the harness holds
+    only its digest); ``loopback``: it listens on loopback (so Host must name loopback)."""
     csrf = new_csrf_token()
     hub = StreamHub()
 
@@ -117,7 +120,15 @@ def create_agent_app(
         Route("/api/login/setup-token/start", setup_start, methods=["POST"]),
         Route("/api/login/setup-token/finish", setup_finish, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(TokenGate, token=token, check=check)])
+    gate = Middleware(
+        TokenGate,
+        check=check,
+        sessions=sessions or SessionStore(),
+        cookie=page_cookie(control.status().name),
+        loopback=loopback,
+        label="page key",
+    )
+    app = Starlette(routes=routes, middleware=[gate])
     app.state.streams = hub
     app.state.csrf = csrf
     return app

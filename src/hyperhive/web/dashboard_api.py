@@ -23,7 +23,9 @@ from hyperhive.agent.settings import port_for
 from hyperhive.core.agent_config import parse_agent_toml
 from hyperhive.core.containers import agent_paths
 from hyperhive.errors import HiveError
+from hyperhive.tokens import page_key
 from hyperhive.web.bodies import BadInput, content_kind, json_object, read_text
+from hyperhive.web.security import agent_page_host
 
 if TYPE_CHECKING:
     from hyperhive.core.hive import Hive
@@ -167,8 +169,11 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def agents_view(hive: Hive, host: str, reader: StatsReader) -> dict[str, Any]:
+async def agents_view(hive: Hive, host: str, reader: StatsReader, token: str) -> dict[str, Any]:
+    """Every agent for the dashboard viewed on ``host``; each page link carries that agent's
+    page key (this view is only served behind the operator token)."""
     pending = hive.broker.pending()
+    page_host = _url_host(agent_page_host(host))
     containers = hive.lifecycle.records.all() if hive.has_containers else {}
     rows = []
     # The manager first: it is the one the operator talks to most.
@@ -183,7 +188,8 @@ async def agents_view(hive: Hive, host: str, reader: StatsReader) -> dict[str, A
                 "pending": pending.get(agent.name, 0),
                 "model": agent_model(hive, agent.name, paths.state),
                 "stats": asdict(stats) if stats else None,
-                "url": f"http://{_url_host(host)}:{port_for(agent.name)}/",
+                "url": f"http://{page_host}:{port_for(agent.name)}/"
+                f"?token={page_key(token, agent.name)}",
             }
         )
     return {"now": time.time(), "containers": hive.has_containers, "agents": rows}
@@ -206,5 +212,8 @@ def questions_view(hive: Hive) -> dict[str, Any]:
     return {"now": time.time(), **hive.governance.questions(HISTORY_LIMIT)}
 
 
-def messages_view(hive: Hive, agent: str | None, limit: int) -> list[dict[str, Any]]:
-    return [m.to_wire() for m in hive.broker.history(agent, limit)]
+def messages_view(
+    hive: Hive, agent: str | None, limit: int, before: int | None = None
+) -> list[dict[str, Any]]:
+    """The ``messages`` op's page: previews, capped in bytes, older than ``before``."""
+    return hive.broker.page(agent, limit, before)

@@ -1,10 +1,11 @@
 """The operator's dashboard (DESIGN §1, §4, §9): agents, approvals, questions, message flow.
 
-``create_dashboard_app(hive)`` gives a Starlette app: a server-rendered shell, its static
-files, JSON views under ``/api/``, the core's event bus as SSE on ``/events``, and the
-operator's actions as JSON posts. Every action acts as ``operator``, exactly as the same op on
-``host.sock`` would, and answers ``{ok, message, result}``; bad input is a 400 that changed
-nothing, a cross-site request a 403.
+``create_dashboard_app(hive, token=...)`` gives a Starlette app behind the operator token: a
+server-rendered shell, its static files, JSON views under ``/api/``, the core's event bus as
+SSE on ``/events``, and the operator's actions as JSON posts. Every action acts as
+``operator``, exactly as the same op on ``host.sock`` would, and answers
+``{ok, message, result}``; bad input is a 400 that changed nothing, a cross-site request a
+403.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.routing import Route
 
 from hyperhive.errors import ClientError, HiveError
 from hyperhive.names import OPERATOR
+from hyperhive.tokens import KeyCheck, check_token
 from hyperhive.web.bodies import BadInput
 from hyperhive.web.dashboard_api import (
     FLOW_LIMIT,
@@ -40,6 +42,7 @@ from hyperhive.web.dashboard_api import (
 from hyperhive.web.dashboard_feed import BusFeed
 from hyperhive.web.security import PAGE_CSP, SECURITY_HEADERS, TokenGate, csrf_refusal
 from hyperhive.web.security import new_csrf_token as new_csrf
+from hyperhive.web.sessions import SessionStore
 from hyperhive.web.sse import HEARTBEAT_S
 from hyperhive.web.static_files import CSS, JS, static_route, static_text
 
@@ -55,9 +58,16 @@ logger = logging.getLogger(__name__)
 
 
 def create_dashboard_app(
-    hive: Hive, *, token: str | None = None, heartbeat: float = HEARTBEAT_S
+    hive: Hive,
+    *,
+    token: str,
+    loopback: bool = True,
+    heartbeat: float = HEARTBEAT_S,
+    sessions: SessionStore | None = None,
 ) -> Starlette:
-    """The dashboard app. ``token``: the operator token (required off loopback)."""
+    """The dashboard app. ``token``: the operator token; ``loopback``: it listens on
+    loopback (so Host must name loopback); ``sessions``: its browser sessions."""
+    token = check_token(token)
     csrf = new_csrf()
     feed = BusFeed(hive.bus)
     stats = StatsReader()
@@ -69,7 +79,7 @@ def create_dashboard_app(
         return HTMLResponse(body, headers=headers)
 
     async def agents(request: Request) -> Response:
-        view = await agents_view(hive, request.url.hostname or "127.0.0.1", stats)
+        view = await agents_view(hive, request.url.hostname or "127.0.0.1", stats, token)
         return JSONResponse(view, headers=NO_STORE)
 
     async def approvals(request: Request) -> Response:
@@ -82,13 +92,15 @@ def create_dashboard_app(
         try:
             agent = request.query_params.get("agent") or None
             limit = int_param(request.query_params.get("limit"), "limit", 1, FLOW_MAX)
+            before = int_param(request.query_params.get("before"), "before", 1, 2**62)
             if agent is not None and agent != OPERATOR:
                 hive.registry.get(agent)
         except BadInput as exc:
             return _answer(False, str(exc), 400)
         except ClientError as exc:
             return _answer(False, exc.message, 400)
-        return JSONResponse(messages_view(hive, agent, limit or FLOW_LIMIT), headers=NO_STORE)
+        view = messages_view(hive, agent, limit or FLOW_LIMIT, before)
+        return JSONResponse(view, headers=NO_STORE)
 
     async def events(request: Request) -> Response:
         stream = feed.stream(request.headers.get("last-event-id"), heartbeat)
@@ -176,7 +188,13 @@ def create_dashboard_app(
         Route("/api/questions/{id}/answer", answer, methods=["POST"]),
         Route("/api/send", send, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(TokenGate, token=token)])
+    gate = Middleware(
+        TokenGate,
+        check=KeyCheck.of(token),
+        sessions=sessions or SessionStore(),
+        loopback=loopback,
+    )
+    app = Starlette(routes=routes, middleware=[gate])
     app.state.streams = feed  # close_streams() ends the SSE streams on shutdown
     app.state.csrf = csrf
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from hyperhive.core.ops import agents, governance, messaging
+from hyperhive.core.ops import agents, dashboard, governance, messaging
 from hyperhive.core.ops.base import Caller, Handler, Role, Streamer
 from hyperhive.errors import Forbidden, UnknownOp
 
@@ -38,6 +38,7 @@ _HOST: Final[dict[str, Handler]] = {
     **_AGENT,
     "status": messaging.status,
     "messages": messaging.messages,
+    "message": messaging.message,
     "agents": agents.agents,
     "agent_add": agents.agent_add,
     "spawn": agents.spawn,
@@ -54,6 +55,7 @@ _HOST: Final[dict[str, Handler]] = {
     "deny": governance.deny,
     "questions": governance.questions,
     "answer": governance.answer,
+    "dashboard_url": dashboard.dashboard_url,  # the operator token: host.sock only
 }
 HANDLERS: Final[Mapping[Role, Mapping[str, Handler]]] = {
     "operator": _HOST,
