@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 from hyperhive.core.agent_config import BadConfig
-from hyperhive.core.approval_queue import ApprovalQueue, DuplicateRequest
+from hyperhive.core.approval_queue import (
+    MAX_PENDING_PER_REQUESTER,
+    ApprovalQueue,
+    DuplicateRequest,
+)
 from hyperhive.core.approvals import (
     AlreadyDecided,
     Applied,
@@ -19,10 +23,17 @@ from hyperhive.core.approvals import (
     UnknownApproval,
     transition,
 )
+from hyperhive.core.proposal import Pin, Staged
 from hyperhive.core.store import open_store
-from hyperhive.errors import BadName, BadRequest
+from hyperhive.errors import BadName, BadRequest, QuotaExceeded
 
 SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+TREE = "cafe" * 10
+
+
+def staged(sha: str) -> Staged:
+    """A request as the config repos stage it: the commit, its pinned tree, the diff."""
+    return Staged(Pin(sha, TREE, "5a" * 32), "-old\n+new\n", {})
 
 
 class Clock:
@@ -66,16 +77,18 @@ def test_a_spawn_request_is_pending_with_everything_the_operator_needs(
 
 
 def test_an_apply_commit_request_stores_its_sha_in_lowercase(queue: ApprovalQueue) -> None:
-    got = queue.request_apply_commit("alice", "hm1nd", "more memory", SHA.upper())
+    got = queue.request_apply_commit("alice", "hm1nd", "more memory", staged(SHA.upper()))
     assert (got.kind, got.sha, got.config) == ("apply_commit", SHA, None)
     assert queue.get(got.id).sha == SHA
+    # The pin and the diff shown are kept with it, for apply and for the dashboard.
+    assert (got.tree, got.digest, got.diff) == (TREE, "5a" * 32, "-old\n+new\n")
 
 
 def test_approvals_survive_closing_and_reopening_the_database(db: Path) -> None:
     first = open_store(db)
     queue = ApprovalQueue(first, Clock())
     spawn = queue.request_spawn("alice", "hm1nd", "why not", None)
-    commit = queue.request_apply_commit("bob", "hm1nd", "tune", SHA)
+    commit = queue.request_apply_commit("bob", "hm1nd", "tune", staged(SHA))
     approved = queue.save(transition(spawn, Approve("operator"), 5.0))
     first.close()
     again = ApprovalQueue(open_store(db))
@@ -86,7 +99,7 @@ def test_approvals_survive_closing_and_reopening_the_database(db: Path) -> None:
 def test_pending_lists_only_undecided_requests_oldest_first(queue: ApprovalQueue) -> None:
     a = queue.request_spawn("alice", "hm1nd", "one", None)
     b = queue.request_spawn("bob", "hm1nd", "two", None)
-    c = queue.request_apply_commit("carol", "hm1nd", "three", SHA)
+    c = queue.request_apply_commit("carol", "hm1nd", "three", staged(SHA))
     queue.save(transition(b, Deny("operator", "no"), 9.0))
     assert [x.id for x in queue.pending()] == [a.id, c.id]
 
@@ -162,17 +175,29 @@ def test_the_same_spawn_twice_while_pending_is_a_duplicate(queue: ApprovalQueue)
 
 
 def test_the_same_commit_twice_while_pending_is_a_duplicate(queue: ApprovalQueue) -> None:
-    queue.request_apply_commit("alice", "hm1nd", "r", SHA)
+    queue.request_apply_commit("alice", "hm1nd", "r", staged(SHA))
     with pytest.raises(DuplicateRequest, match=f"commit {SHA} for 'alice'"):
-        queue.request_apply_commit("alice", "hm1nd", "r", SHA.upper())
+        queue.request_apply_commit("alice", "hm1nd", "r", staged(SHA.upper()))
 
 
 def test_a_different_commit_or_another_agent_is_not_a_duplicate(queue: ApprovalQueue) -> None:
-    queue.request_apply_commit("alice", "hm1nd", "r", SHA)
-    queue.request_apply_commit("alice", "hm1nd", "r", "abcd1234")
-    queue.request_apply_commit("bob", "hm1nd", "r", SHA)
+    queue.request_apply_commit("alice", "hm1nd", "r", staged(SHA))
+    queue.request_apply_commit("alice", "hm1nd", "r", staged("abcd1234"))
+    queue.request_apply_commit("bob", "hm1nd", "r", staged(SHA))
     queue.request_spawn("alice", "hm1nd", "r", None)
     assert len(queue.pending()) == 4
+
+
+def test_a_requester_may_keep_only_so_many_approvals_waiting(queue: ApprovalQueue) -> None:
+    for i in range(MAX_PENDING_PER_REQUESTER):
+        queue.request_spawn(f"a{i}", "hm1nd", "r", None)
+    with pytest.raises(QuotaExceeded, match=f"{MAX_PENDING_PER_REQUESTER} approvals waiting"):
+        queue.request_spawn("late", "hm1nd", "one too many", None)
+    assert len(queue.pending()) == MAX_PENDING_PER_REQUESTER
+    # The operator's own requests are not crowded out, and a decision frees a slot.
+    queue.request_spawn("mine", "operator", "r", None)
+    queue.save(transition(queue.pending()[0], Deny("operator", "no"), 1.0))
+    assert queue.request_spawn("late", "hm1nd", "now", None).agent == "late"
 
 
 def test_a_request_may_be_made_again_once_the_first_is_decided(queue: ApprovalQueue) -> None:
@@ -193,14 +218,14 @@ def test_a_bad_agent_name_is_refused_and_nothing_is_stored(
 @pytest.mark.parametrize("reason", ["", "  ", None, "x" * 2001])
 def test_a_missing_or_huge_reason_is_refused(queue: ApprovalQueue, reason: object) -> None:
     with pytest.raises(BadRequest, match="reason"):
-        queue.request_apply_commit("alice", "hm1nd", reason, SHA)
+        queue.request_apply_commit("alice", "hm1nd", reason, staged(SHA))
     assert queue.recent(10) == []
 
 
 @pytest.mark.parametrize("sha", ["abc", "HEAD", "main", "g" * 40, "a" * 65, "", None, "--all"])
 def test_a_sha_that_is_not_hex_is_refused(queue: ApprovalQueue, sha: object) -> None:
     with pytest.raises(BadRequest, match="sha must be 4 to 64 hex digits"):
-        queue.request_apply_commit("alice", "hm1nd", "r", sha)
+        queue.request_apply_commit("alice", "hm1nd", "r", staged(sha))  # type: ignore[arg-type]
 
 
 def test_the_requester_must_be_a_participant(queue: ApprovalQueue) -> None:

@@ -198,4 +198,6 @@ def test_to_wire_carries_every_field() -> None:
         "created_at": T0,
         "decided_at": T0 + 10,
         "finished_at": T0 + 20,
+        "tree": None,
+        "digest": None,
     }

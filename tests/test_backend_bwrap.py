@@ -18,10 +18,12 @@ from typing import Any
 
 import pytest
 
-from hyperhive.backends._child import group_members
+from hyperhive.backends._child import descendants
 from hyperhive.backends.base import ContainerSpec
 from hyperhive.backends.bwrap import BwrapBackend, bwrap_argv
 from support.backend_probe import Lines, wait_gone, write_probe
+
+UIDS = {"hm1nd": 1_900_000_100, "alice": 1_900_000_101, "bob": 1_900_000_102}
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Hive:
             command=(sys.executable, str(self.probe), *args),
             agents_dir=self.state / "proposed" if manager else None,
             extra_ro_binds=(self.probe.parent,),
+            uid=UIDS[name],
             **extra,
         )
 
@@ -168,7 +171,7 @@ async def test_an_agent_without_network_cannot_reach_a_host_listener(hive: Hive)
 
 def sandbox_pids(outer: int) -> list[int]:
     """Host pids of every process in the sandbox's pid namespace."""
-    init = next(pid for pid, parent in group_members(outer) if parent == outer)
+    init = next(pid for pid, parent in descendants(outer) if parent == outer)
     namespace = os.readlink(f"/proc/{init}/ns/pid")
     pids = []
     for entry in os.listdir("/proc"):
@@ -231,3 +234,64 @@ async def test_the_harness_imports_inside_the_sandbox_though_the_interpreter_is_
     await hive.backend.start(spec, lines)
     assert await lines.next_with("HARNESS") == sys.prefix
     assert await asyncio.wait_for(hive.backend.wait("alice"), 10) == 0
+
+
+NO_CAPS = "0000000000000000"
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as status:
+        return dict(line.split(":", 1) for line in status.read().splitlines())
+
+
+async def test_an_agent_holds_no_capability_and_every_way_out_fails(hive: Hive) -> None:
+    # The escape that worked while bwrap ran agents as root with every
+    # capability: remount the read-only host view, or reach any inode of the
+    # host filesystem through a file handle.
+    secret = hive.root / "host-secret"
+    secret.write_text("the operator's key")
+    secret.chmod(0o600)
+    report = await hive.run_report(
+        hive.spec("alice", "escape"),
+        {"read": ["/etc/shadow", str(secret)], "write": ["/usr/escaped", "/etc/escaped"]},
+    )
+    status = report["status"]
+    uid = str(UIDS["alice"])
+    assert status["Uid"].split() == [uid] * 4
+    assert status["Gid"].split() == [uid] * 4
+    assert status["Groups"] == ""
+    for field in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert status[field] == NO_CAPS, field
+    assert status["NoNewPrivs"] == "1"
+    assert report["remount"].startswith("exit ") and report["remount"] != "exit 0"
+    assert report["bind"] != "exit 0"
+    assert report["userns_remount"] != "exit 0"  # inherited mounts stay locked read-only
+    assert report["open_by_handle_at"] == "Operation not permitted"
+    assert report["read"]["/etc/shadow"] == "ERR PermissionError"
+    assert report["read"][str(secret)].startswith("ERR")  # hidden, and not the agent's
+    assert report["write"] == {"/usr/escaped": "OSError", "/etc/escaped": "OSError"}
+    assert not any(map(os.path.lexists, ["/usr/escaped", "/etc/escaped"]))
+
+
+async def test_seen_from_the_host_every_agent_process_is_its_own_uid_without_capabilities(
+    hive: Hive,
+) -> None:
+    spec = hive.spec("bob", "tree")
+    lines = Lines()
+    await hive.backend.create(spec)
+    await hive.backend.start(spec, lines)
+    await lines.next_with("TREE ")
+    status = await hive.backend.status("bob")
+    assert status.pid is not None
+    init = next(pid for pid, parent in descendants(status.pid) if parent == status.pid)
+    agent = [pid for pid in sandbox_pids(status.pid) if pid != init]
+    assert len(agent) == 3  # the probe, its child, the escapee
+    for pid in agent:
+        fields = proc_status(pid)
+        assert fields["Uid"].split() == [str(UIDS["bob"])] * 4, pid
+        assert fields["CapEff"].strip() == NO_CAPS and fields["CapPrm"].strip() == NO_CAPS
+        assert fields["CapBnd"].strip() == NO_CAPS
+    # Its directories are its own, and nobody else's.
+    for path in (spec.state_dir, spec.claude_dir, spec.socket_dir):
+        info = path.stat()
+        assert (info.st_uid, info.st_mode & 0o777) == (UIDS["bob"], 0o700)

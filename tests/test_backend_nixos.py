@@ -20,6 +20,7 @@ from hyperhive.backends.nixos import NixosBackend
 from support.backend_probe import Lines
 
 FAKE = Path(__file__).parent / "support" / "fake-nixos-container"
+UID = 1_900_000_042
 HYPERHIVE_URL = "path:/opt/hyperhive"
 # Evaluation needs no store: the dummy store works offline, without a daemon,
 # as root or not (plain nix-instantiate as non-root looks for the daemon socket).
@@ -93,7 +94,7 @@ class Setup:
             config_sha="c0ffee",
             command=("hive-ag3nt", "serve"),
             agents_dir=self.root / "state" / "proposed" if manager else None,
-            **extra,
+            **{"uid": UID, **extra},
         )
 
     def calls(self) -> list[dict[str, Any]]:
@@ -134,6 +135,9 @@ async def test_the_life_cycle_runs_nixos_container_in_the_agents_own_directory(
     assert (await backend.status("alice")).state == "stopped"
     await backend.start(spec, Lines())
     assert (await backend.status("alice")).state == "running"
+    # The harness runs as the agent's uid inside, which owns its binds.
+    for path in spec.own_dirs:
+        assert (path.stat().st_uid, path.stat().st_mode & 0o777) == (UID, 0o700)
     await backend.update(spec)
     await backend.stop("alice")
     await backend.destroy("alice")
@@ -251,6 +255,7 @@ async def test_the_flake_evaluates_with_the_agent_module_agent_nix_and_the_unfre
         "name": "alice",
         "role": "agent",
         "network": True,
+        "uid": UID,
         "environment": {"HYPERHIVE_ENGINE": "fake", "HYPERHIVE_AGENT_ROLE": tricky},
     }
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from hyperhive.core.agent_config import BadConfig
-from hyperhive.core.config_repo import ConfigRepos, UnknownCommit
-from hyperhive.core.git import ConfigRepoError
+from hyperhive.core.config_repo import ConfigRepos, Pin, UnknownCommit
+from hyperhive.core.object_store import BadRepo
 from hyperhive.errors import AlreadyExists, BadName, BadRequest, UnknownAgent
 
 TOML = 'role = "tester"\nallow_send = ["hm1nd", "operator"]\n'
@@ -54,6 +54,12 @@ def applied_files(repos: ConfigRepos, name: str) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and ".git" not in p.relative_to(root).parts
     }
+
+
+async def stage_and_apply(repos: ConfigRepos, name: str, sha: str, approval: int) -> str:
+    """What an approval does: stage the request, then apply exactly its pin."""
+    staged = await repos.stage(name, sha)
+    return await repos.apply(name, staged.pin, approval)
 
 
 @pytest.fixture
@@ -149,7 +155,7 @@ async def test_an_ambiguous_short_sha_asks_for_more_digits(repos: ConfigRepos, a
 async def test_a_commit_only_the_applied_repo_has_cannot_be_requested(
     repos: ConfigRepos, alice: Path
 ) -> None:
-    applied = await repos.apply("alice", commit(alice, {"agent.toml": ""}), 1)
+    applied = await stage_and_apply(repos, "alice", commit(alice, {"agent.toml": ""}), 1)
     with pytest.raises(UnknownCommit, match=f"no commit {applied}"):
         await repos.resolve("alice", applied)
 
@@ -158,12 +164,13 @@ async def test_the_diff_shows_what_applying_the_commit_would_change(
     repos: ConfigRepos, alice: Path
 ) -> None:
     sha = commit(alice, {"agent.toml": TOML.replace("tester", "reviewer"), "agent.nix": "{ }\n"})
-    diff = await repos.diff("alice", sha[:8])
-    assert '-role = "tester"' in diff
-    assert '+role = "reviewer"' in diff
-    assert "+++ b/agent.nix" in diff
-    await repos.apply("alice", sha, 3)
-    assert await repos.diff("alice", sha) == ""  # applied now: nothing left to change
+    staged = await repos.stage("alice", sha[:8])
+    assert '-role = "tester"' in staged.diff
+    assert '+role = "reviewer"' in staged.diff
+    assert "+++ b/agent.nix" in staged.diff
+    assert staged.pin.tree == git(alice, "rev-parse", f"{sha}^{{tree}}")
+    await repos.apply("alice", staged.pin, 3)
+    assert (await repos.stage("alice", sha)).diff == ""  # applied: nothing left to change
 
 
 async def test_apply_takes_exactly_the_requested_commit(repos: ConfigRepos, alice: Path) -> None:
@@ -171,7 +178,7 @@ async def test_apply_takes_exactly_the_requested_commit(repos: ConfigRepos, alic
     commit(alice, {"agent.toml": 'model = "later"\n'})
     (alice / "agent.toml").write_text('model = "uncommitted"\n')
     (alice / "scratch.txt").write_text("untracked\n")
-    applied = await repos.apply("alice", wanted[:10], 7)
+    applied = await stage_and_apply(repos, "alice", wanted[:10], 7)
     assert applied_files(repos, "alice") == {"agent.toml": 'model = "wanted"\n', "notes.md": "v1\n"}
     applied_dir = repos.applied_dir("alice")
     assert git(applied_dir, "rev-parse", "HEAD^{tree}") == git(
@@ -185,7 +192,8 @@ async def test_the_applied_commit_names_the_approval_and_the_proposed_commit(
 ) -> None:
     first = await repos.applied_sha("alice")
     sha = commit(alice, {"agent.toml": 'model = "x"\n'})
-    applied = await repos.apply("alice", sha, 42)
+    staged = await repos.stage("alice", sha)
+    applied = await repos.apply("alice", staged.pin, 42)
     log = git(repos.applied_dir("alice"), "log", "-1", "--format=%P%n%an <%ae>%n%B")
     assert log.splitlines() == [
         first,
@@ -193,6 +201,8 @@ async def test_the_applied_commit_names_the_approval_and_the_proposed_commit(
         f"apply {sha[:12]} (approval #42)",
         "",
         f"proposed commit {sha}",
+        f"tree {staged.pin.tree}",
+        f"sha256 {staged.pin.digest}",
     ]
     assert applied != sha
 
@@ -200,11 +210,13 @@ async def test_the_applied_commit_names_the_approval_and_the_proposed_commit(
 async def test_files_dropped_in_the_commit_are_dropped_and_modes_are_kept(
     repos: ConfigRepos, alice: Path
 ) -> None:
-    await repos.apply("alice", commit(alice, {"old.txt": "x\n", "bin/run.sh": "echo\n"}), 1)
+    await stage_and_apply(
+        repos, "alice", commit(alice, {"old.txt": "x\n", "bin/run.sh": "echo\n"}), 1
+    )
     (alice / "bin" / "run.sh").chmod(0o755)
     git(alice, "rm", "-q", "old.txt")
     git(alice, "commit", "-q", "-am", "drop old, exec run")
-    await repos.apply("alice", git(alice, "rev-parse", "HEAD"), 2)
+    await stage_and_apply(repos, "alice", git(alice, "rev-parse", "HEAD"), 2)
     assert set(applied_files(repos, "alice")) == {"agent.toml", "bin/run.sh"}
     assert os.access(repos.applied_dir("alice") / "bin" / "run.sh", os.X_OK)
     assert git(repos.applied_dir("alice"), "status", "--porcelain") == ""
@@ -227,7 +239,7 @@ def make_submodule(repo: Path) -> None:
     [
         (lambda r: make_symlink(r), "'link' is a symlink; only regular files"),
         (lambda r: make_submodule(r), "'vendor' is a submodule"),
-        (lambda r: (r / "big.bin").write_bytes(b"x" * (256 * 1024 + 1)), "262145 bytes; the limit"),
+        (lambda r: (r / "big.bin").write_bytes(b"x" * (256 * 1024 + 1)), "larger than 262144"),
         (lambda r: (r / "agent.toml").unlink(), "has no agent.toml at its top level"),
         (lambda r: (r / "agent.toml").write_text("model = \n"), "agent.toml is not valid TOML"),
         (lambda r: (r / "agent.toml").write_text("rol = 1\n"), "unknown key 'rol'"),
@@ -253,21 +265,20 @@ async def test_a_tree_that_may_not_be_applied_is_refused_and_nothing_changes(
     git(alice, "commit", "-q", "-m", "bad")
     sha = git(alice, "rev-parse", "HEAD")
     with pytest.raises(BadConfig, match=message) as raised:
-        await repos.apply("alice", sha, 9)
+        await repos.stage("alice", sha)
     assert raised.value.message.startswith(f"commit {sha[:12]}")
-    with pytest.raises(BadConfig, match=message):
-        await repos.check("alice", sha)
     assert await repos.applied_sha("alice") == before
     assert applied_files(repos, "alice") == files
 
 
-async def test_check_accepts_a_good_commit_without_applying_it(
+async def test_staging_accepts_a_good_commit_without_applying_it(
     repos: ConfigRepos, alice: Path
 ) -> None:
     before = await repos.applied_sha("alice")
     sha = commit(alice, {"agent.toml": 'model = "y"\n'})
-    assert await repos.check("alice", sha[:6]) == sha
+    assert (await repos.stage("alice", sha[:6])).pin.commit == sha
     assert await repos.applied_sha("alice") == before
+    assert repos.read_applied("alice", "agent.toml") == TOML
 
 
 async def test_git_config_the_manager_writes_never_runs_in_the_core(
@@ -282,8 +293,7 @@ async def test_git_config_the_manager_writes_never_runs_in_the_core(
             (hooks / name).chmod(0o755)
     git(alice, "config", "core.fsmonitor", str(alice / ".git" / "hooks" / "post-commit"))
     git(alice, "config", "diff.external", str(alice / ".git" / "hooks" / "post-commit"))
-    await repos.diff("alice", sha)
-    await repos.apply("alice", sha, 1)
+    await stage_and_apply(repos, "alice", sha, 1)
     assert not marker.exists()
 
 
@@ -294,8 +304,15 @@ async def test_a_proposed_git_dir_leading_elsewhere_is_refused(
     sha = git(repos.proposed_dir("bob"), "rev-parse", "HEAD")
     (alice / ".git").rename(tmp_path / "old-git")
     (alice / ".git").symlink_to(repos.applied_dir("bob") / ".git")
-    with pytest.raises(ConfigRepoError, match="points outside its config directory"):
-        await repos.apply("alice", sha, 1)
+    with pytest.raises(BadRepo, match="is a symlink"):
+        await repos.stage("alice", sha)
+    # Nor may the directory above it lead elsewhere.
+    (alice / ".git").unlink()
+    (tmp_path / "old-git").rename(alice / ".git")
+    (alice.parent).rename(tmp_path / "old-alice")
+    alice.parent.symlink_to(repos.proposed_dir("bob").parent)
+    with pytest.raises(BadRepo, match="alice is a symlink"):
+        await repos.stage("alice", sha)
 
 
 async def test_concurrent_applies_of_one_agent_both_land_one_after_the_other(
@@ -303,7 +320,8 @@ async def test_concurrent_applies_of_one_agent_both_land_one_after_the_other(
 ) -> None:
     a = commit(alice, {"agent.toml": 'model = "a"\n'})
     b = commit(alice, {"agent.toml": 'model = "b"\n'})
-    await asyncio.gather(repos.apply("alice", a, 1), repos.apply("alice", b, 2))
+    first, second = await repos.stage("alice", a), await repos.stage("alice", b)
+    await asyncio.gather(repos.apply("alice", first.pin, 1), repos.apply("alice", second.pin, 2))
     subjects = git(repos.applied_dir("alice"), "log", "--format=%s").splitlines()
     assert len(subjects) == 3
     assert set(subjects) == {
@@ -338,11 +356,12 @@ async def test_an_agent_without_repos_is_unknown(repos: ConfigRepos) -> None:
     with pytest.raises(UnknownAgent):
         await repos.resolve("ghost", "abcd")
     with pytest.raises(UnknownAgent):
-        await repos.apply("ghost", "abcd", 1)
+        await repos.apply("ghost", Pin("abcd" * 10, "abcd" * 10, "00" * 32), 1)
 
 
 async def test_a_huge_diff_is_cut_with_a_note(repos: ConfigRepos, alice: Path) -> None:
-    sha = commit(alice, {"agent.toml": "", "huge.txt": "line of text\n" * 400_000})
-    diff = await repos.diff("alice", sha)
-    assert diff.endswith("\n[diff cut at 4 MiB]\n")
-    assert len(diff) < 4 * 1024 * 1024 + 100
+    files = {f"part{i}.txt": f"line {i} of text\n" * 12_000 for i in range(8)}
+    sha = commit(alice, {"agent.toml": "", **files})
+    diff = (await repos.stage("alice", sha)).diff
+    assert diff.endswith("\n[diff cut at 1024 KiB]\n")
+    assert len(diff) < 1024 * 1024 + 100

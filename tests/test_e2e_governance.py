@@ -62,9 +62,11 @@ class Tail:
 
 
 def git(cwd: Path, *args: str) -> str:
+    # The proposed repo belongs to the manager's uid; the test reads it as root.
     done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=True
-    )
+        ["git", "-c", "safe.directory=*", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
     return done.stdout.strip()
 
 

@@ -4,6 +4,7 @@ over real sockets and a real history.db."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import stat
 from collections.abc import Sequence
 from dataclasses import replace
@@ -269,3 +270,36 @@ async def test_without_credentials_the_agent_asks_for_a_login(
     key_file = alice.claude_dir / "hyperhive-api-key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert b"pasted-key" not in alice.history_db.read_bytes()
+
+
+async def test_a_core_that_accepts_and_refuses_is_retried_with_backoff_not_hammered(
+    short_dir: Path,
+) -> None:
+    # A core at its connection cap accepts, answers `busy` and hangs up.
+    path = short_dir / "busy.sock"
+    attempts: list[float] = []
+    fourth = asyncio.Event()
+    busy = b'{"id":null,"ok":false,"error":{"code":"busy","message":"at the cap"}}\n'
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        attempts.append(asyncio.get_running_loop().time())
+        if len(attempts) == 4:
+            fourth.set()
+        writer.write(busy)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_unix_server(refuse, str(path))
+    settings = AgentSettings(
+        name="alice", role="agent", socket=path, state_dir=short_dir / "state",
+        claude_dir=short_dir / "claude", listen="127.0.0.1", port=0,
+        model_file=short_dir / "state" / "model", engine="fake",
+    )  # fmt: skip
+    agent = start(settings, ScriptedEngine())
+    try:
+        await asyncio.wait_for(fourth.wait(), WAIT)
+    finally:
+        await agent.stop()
+        server.close()
+    gaps = [b - a for a, b in itertools.pairwise(attempts[:4])]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.4, gaps

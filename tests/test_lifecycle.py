@@ -156,8 +156,9 @@ async def test_spawn_requests_wait_for_the_operator(swarm: Hive) -> None:
 
 async def git(cwd: Path, *args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
-        "git", *args, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+        "git", "-c", "safe.directory=*", *args,  # the repo may be the manager uid's
+        cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     return out.decode().strip()

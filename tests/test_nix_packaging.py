@@ -461,6 +461,7 @@ def test_the_host_module_runs_hive_c0re_as_the_operator_configured_it(tmp_path: 
         "ExecStart": service["ExecStart"],
         "EnvironmentFile": "/etc/hyperhive/env",
         "KillMode": "mixed",
+        "LimitNOFILE": 65536,
         "Restart": "on-failure",
         "RestartSec": 5,
         "RuntimeDirectory": "hyperhive",
@@ -588,6 +589,11 @@ def test_the_agent_module_runs_hive_ag3nt_with_the_container_layout(tmp_path: Pa
         "KillMode": "mixed",
         "TimeoutStopSec": 30,
         "PrivateNetwork": False,
+        "CapabilityBoundingSet": "",
+        "AmbientCapabilities": "",
+        "NoNewPrivileges": True,
+        "RestrictSUIDSGID": True,
+        "LockPersonality": True,
     }
     assert result["failed"] == []
     assert agent_parser("hive-ag3nt").parse_args(["serve"]).command == "serve"
@@ -694,6 +700,7 @@ def test_a_generated_per_agent_flake_evaluates_with_the_real_agent_module(
         command=("hive-ag3nt", "serve"),
         env={"HYPERHIVE_ENGINE": "fake", "HYPERHIVE_AGENT_MODEL": "claude-sonnet-4-5"},
         network=False,
+        uid=1_900_000_007,
     )
     (tmp_path / "flake.nix").write_text(
         render_flake(spec, hyperhive_url="path:/opt/hyperhive", system=SYSTEM, with_agent_nix=True)
@@ -713,7 +720,9 @@ def test_a_generated_per_agent_flake_evaluates_with_the_real_agent_module(
             s = c.systemd.services.hive-agent;
         in {
           inherit (s) environment;
-          inherit (s.serviceConfig) ExecStart PrivateNetwork;
+          inherit (s.serviceConfig) ExecStart PrivateNetwork User CapabilityBoundingSet;
+          user = c.users.users.hive-agent;
+          group = c.users.groups.hive-agent;
           path = stub.names s.path;
           failed = stub.failed c;
           hostName = c.networking.hostName;
@@ -724,6 +733,9 @@ def test_a_generated_per_agent_flake_evaluates_with_the_real_agent_module(
     assert result["failed"] == []
     assert result["ExecStart"].endswith("-hyperhive-0.1.0/bin/hive-ag3nt serve")
     assert result["PrivateNetwork"] is True
+    # The harness runs as the uid the core gave the binds to, with no capability.
+    assert (result["User"], result["CapabilityBoundingSet"]) == ("hive-agent", "")
+    assert result["user"]["uid"] == 1_900_000_007 == result["group"]["gid"]
     assert "claude-code" in result["path"]
     assert result["environment"]["HYPERHIVE_AGENT_NAME"] == "alice"
     assert result["environment"]["HYPERHIVE_ENGINE"] == "fake"

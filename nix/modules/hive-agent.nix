@@ -4,6 +4,13 @@
 # The container layout is hyperhive's (DESIGN §2), bind-mounted by the host:
 # /run/hive (the agent's socket), /state (durable notes), /root/.claude
 # (Claude credentials); the manager also gets /agents.
+#
+# systemd-nspawn leaves the container's root a wide capability set
+# (CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE, ...), enough to reach the
+# host. So the harness never runs as that root: it runs as `hive-agent`, whose
+# uid the core allocates and gives the binds to, with an empty capability
+# bounding set and no-new-privileges, so neither it nor anything it starts
+# (claude-code, its tools) can hold or regain a capability.
 {
   config,
   lib,
@@ -51,6 +58,17 @@ in
       '';
     };
 
+    uid = mkOption {
+      type = types.nullOr types.int;
+      default = null;
+      example = 1900000001;
+      description = ''
+        The uid (and gid) of the `hive-agent` user the harness runs as: the
+        owner of the agent's binds, allocated by hive-c0re. null runs the
+        harness as the container's root, still without capabilities.
+      '';
+    };
+
     environment = mkOption {
       type = types.attrsOf types.str;
       default = { };
@@ -89,6 +107,14 @@ in
         where = "this container's nixpkgs config";
       })
     ];
+
+    users.users.hive-agent = mkIf (cfg.uid != null) {
+      inherit (cfg) uid;
+      group = "hive-agent";
+      isSystemUser = true;
+      home = "/root";
+    };
+    users.groups.hive-agent = mkIf (cfg.uid != null) { gid = cfg.uid; };
 
     # For an operator in `nixos-container root-login h-<name>`.
     environment.systemPackages = [
@@ -129,6 +155,14 @@ in
         KillMode = "mixed";
         TimeoutStopSec = 30;
         EnvironmentFile = mkIf (cfg.environmentFile != null) "-${cfg.environmentFile}";
+        User = mkIf (cfg.uid != null) "hive-agent";
+        Group = mkIf (cfg.uid != null) "hive-agent";
+        # No capability, none to regain (setuid binaries included).
+        CapabilityBoundingSet = "";
+        AmbientCapabilities = "";
+        NoNewPrivileges = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
         # A network namespace of its own holds for every process the harness
         # starts, claude-code and its tools included, whatever the container's
         # firewall backend; IPAddressDeny is the second lock on the same door.

@@ -72,9 +72,10 @@ in
       type = types.str;
       default = "127.0.0.1:7000";
       description = ''
-        HOST:PORT of the dashboard. On any address but loopback the dashboard
-        requires the operator token (HYPERHIVE_OPERATOR_TOKEN, best set in
-        `environmentFile`).
+        HOST:PORT of the dashboard. It always requires the operator token:
+        HYPERHIVE_OPERATOR_TOKEN (best set in `environmentFile`), else one
+        generated into stateDir/operator-token; `hive dashboard-url` prints
+        the login URL.
       '';
     };
 

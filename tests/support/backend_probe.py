@@ -66,6 +66,52 @@ if mode == "report":
     print("to stderr", file=sys.stderr, flush=True)
     sys.exit(0)
 
+if mode == "escape":
+    # What an agent would try to leave its sandbox; each answer is what happened.
+    import ctypes
+    spec = json.loads(args[0])
+    def status():
+        keep = ("Uid", "Gid", "Groups", "Cap", "NoNewPrivs")
+        return dict(l.split(":", 1) for l in read("/proc/self/status").splitlines()
+                    if l.startswith(keep))
+    def run(argv):
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return "ERR " + type(exc).__name__
+        return f"exit {done.returncode}"
+    def by_handle(path):
+        libc = ctypes.CDLL(None, use_errno=True)
+        class Handle(ctypes.Structure):
+            _fields_ = [("size", ctypes.c_uint), ("type", ctypes.c_int),
+                        ("bytes", ctypes.c_char * 128)]
+        handle, mount_id = Handle(), ctypes.c_int()
+        handle.size = 128
+        if libc.name_to_handle_at(-100, path.encode(), ctypes.byref(handle),
+                                  ctypes.byref(mount_id), 0) != 0:
+            return "name_to_handle_at " + os.strerror(ctypes.get_errno())
+        fd = os.open(path, os.O_RDONLY)
+        got = libc.open_by_handle_at(fd, ctypes.byref(handle), os.O_RDONLY)
+        return "opened" if got >= 0 else os.strerror(ctypes.get_errno())
+    def write(path):
+        try:
+            with open(path, "w") as f:
+                f.write("escaped")
+            return "written"
+        except OSError as exc:
+            return type(exc).__name__
+    print("REPORT " + json.dumps({
+        "status": {k: v.strip() for k, v in status().items()},
+        "remount": run(["mount", "-o", "remount,rw", "/usr"]),
+        "bind": run(["mount", "--bind", "/state", "/usr"]),
+        "userns_remount": run(["unshare", "--user", "--map-root-user", "--mount",
+                               "sh", "-c", "mount -o remount,rw /usr && touch /usr/escaped"]),
+        "open_by_handle_at": by_handle("/state"),
+        "read": {p: read(p)[:40] for p in spec.get("read", [])},
+        "write": {p: write(p) for p in spec.get("write", [])},
+    }), flush=True)
+    sys.exit(0)
+
 if mode == "crash":
     subprocess.Popen(SLEEP)  # holds our stdout open after we die
     print("crashing", flush=True)

@@ -4,6 +4,9 @@ The core is in-process with the real bubblewrap backend; agents' harnesses run t
 engine. ``hm1nd`` is registered as an external participant (no container), so the test
 itself speaks as the manager on its socket and is the only reader of its inbox: a running
 manager harness would otherwise race the test for every ``operator_answered`` event.
+
+The dashboard is behind an operator token, as it always is: :meth:`Swarm.login_url` is what
+a browser opens, :func:`operator_client` an HTTP client logged in the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
+
+import httpx
 
 from hyperhive.backends.registry import choose
 from hyperhive.client import Client
@@ -24,13 +30,14 @@ from support.stub_control import serving
 
 ENV = {"HYPERHIVE_ENGINE": "fake", "HYPERHIVE_LOG_LEVEL": "WARNING"}
 WAIT = 30.0
+TOKEN = "swarm-operator-token-0123456789"
 
 
-def make_hive(config: Config) -> Hive:
+def make_hive(config: Config, token: str = TOKEN) -> Hive:
     backend = choose(
         "bwrap", work_dir=config.state_dir / "backend", hide=(config.state_dir, config.run_dir)
     )
-    return Hive(config, backend, env=ENV)
+    return Hive(config, backend, env=ENV, operator_token=token)
 
 
 @dataclass
@@ -38,6 +45,11 @@ class Swarm:
     hive: Hive
     base: str  # the dashboard's URL, ending in "/"
     csrf: str
+    token: str
+
+    @property
+    def login_url(self) -> str:
+        return f"{self.base}?{urlencode({'token': self.token})}"
 
     async def host(self, op: str, **args: Any) -> Any:
         async with await Client.connect(self.hive.config.host_socket) as client:
@@ -60,8 +72,10 @@ class Swarm:
         """Commit ``toml`` as ``name``'s proposed agent.toml, as the manager would; the sha."""
         repo = self.hive.config.state_dir / "proposed" / name / "config"
         (repo / "agent.toml").write_text(toml)
-        await run("git", "commit", "-qam", note, cwd=str(repo))
-        return await run("git", "rev-parse", "HEAD", cwd=str(repo))
+        # The repo belongs to the manager's uid; the test writes it as root.
+        git = ("git", "-c", "safe.directory=*")
+        await run(*git, "commit", "-qam", note, cwd=str(repo))
+        return await run(*git, "rev-parse", "HEAD", cwd=str(repo))
 
     async def cli(self, *args: str) -> str:
         """The operator's real ``hive`` CLI against this core."""
@@ -79,14 +93,23 @@ async def run(*argv: str, cwd: str | None = None) -> str:
 
 
 @contextlib.asynccontextmanager
-async def live_swarm(config: Config, *, token: str | None = None) -> AsyncIterator[Swarm]:
+async def live_swarm(config: Config, *, token: str = TOKEN) -> AsyncIterator[Swarm]:
     """A started hive with an external hm1nd, and its dashboard on an ephemeral port."""
-    hive = make_hive(config)
+    hive = make_hive(config, token)
     await hive.start(manager=False)
     try:
         await hive.add_agent("hm1nd", None)
         app = create_dashboard_app(hive, token=token)
         async with serving(app) as server:
-            yield Swarm(hive, f"http://127.0.0.1:{server.port}/", app.state.csrf)
+            yield Swarm(hive, f"http://127.0.0.1:{server.port}/", app.state.csrf, token)
     finally:
         await hive.shutdown(grace=2)
+
+
+@contextlib.asynccontextmanager
+async def operator_client(swarm: Swarm) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client logged in as a browser is: ``?token=`` once, a session cookie after."""
+    async with httpx.AsyncClient(base_url=swarm.base, timeout=WAIT) as client:
+        login = await client.get(swarm.login_url)
+        assert login.status_code == 303, login.text
+        yield client

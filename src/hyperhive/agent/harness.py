@@ -102,19 +102,27 @@ class Harness:
                 await self._pause(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
-            backoff = BACKOFF_START
             self._set_state(core_connected=True)
+            answered = asyncio.Event()
             try:
-                await self._lease_loop(client)
+                await self._lease_loop(client, answered)
             except (HiveError, OSError) as exc:
                 log.warning("lost the core socket: %s", exc)
             finally:
                 await client.close()
             self._set_state(core_connected=False)
+            # A core that accepts and then refuses (busy, shutting down) must
+            # not be hammered: only a connection that served a recv resets.
+            if answered.is_set():
+                backoff = BACKOFF_START
+            else:
+                await self._pause(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
 
-    async def _lease_loop(self, client: Client) -> None:
+    async def _lease_loop(self, client: Client, answered: asyncio.Event) -> None:
         while True:
             got = await client.call("recv", wait=RECV_WAIT, lease=True)
+            answered.set()
             if got is None:
                 continue
             message = got["message"]

@@ -73,6 +73,9 @@ def _popen(
         cwd=cwd,
         start_new_session=True,
         close_fds=True,
+        # The core's own umask is 077; a sandbox's mount points and the agent's
+        # files must stay traversable by the agent's uid.
+        umask=0o022,
     )
 
 
@@ -163,9 +166,9 @@ def alive(pid: int, started: int | None) -> bool:
     return started is not None and start_time(pid) == started
 
 
-def group_members(pgid: int) -> list[tuple[int, int]]:
-    """(pid, ppid) of every process in process group ``pgid``."""
-    members: list[tuple[int, int]] = []
+def _processes() -> list[tuple[int, int, int]]:
+    """(pid, ppid, pgid) of every process, from one scan of /proc."""
+    found: list[tuple[int, int, int]] = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -174,9 +177,35 @@ def group_members(pgid: int) -> list[tuple[int, int]]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid:
-            members.append((int(entry.name), int(fields[1])))
-    return members
+        found.append((int(entry.name), int(fields[1]), int(fields[2])))
+    return found
+
+
+def group_members(pgid: int) -> list[tuple[int, int]]:
+    """(pid, ppid) of every process in process group ``pgid``."""
+    return [(pid, ppid) for pid, ppid, group in _processes() if group == pgid]
+
+
+def descendants(root: int) -> list[tuple[int, int]]:
+    """(pid, ppid) of every process below ``root``, whatever group or session."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _ in _processes():
+        children.setdefault(ppid, []).append(pid)
+    found: list[tuple[int, int]] = []
+    todo = [root]
+    while todo:
+        parent = todo.pop()
+        for pid in children.get(parent, ()):
+            found.append((pid, parent))
+            todo.append(pid)
+    return found
+
+
+def kill_tree(root: int, sig: signal.Signals) -> None:
+    """Signal ``root`` and everything below it (whatever group or session)."""
+    for pid in [root, *(pid for pid, _ in descendants(root))]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 def kill_group(pgid: int, sig: signal.Signals) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from hyperhive.errors import HiveError
+from hyperhive.ownership import claim
 
 
 class BackendError(HiveError):
@@ -43,10 +44,20 @@ class ContainerSpec:
     network: bool = True
     memory_mb: int | None = None
     extra_ro_binds: tuple[Path, ...] = ()
+    # The host uid the agent runs as, for backends whose ``agent_uids`` is true.
+    uid: int | None = None
 
     @property
     def container(self) -> str:
         return f"h-{self.name}"
+
+    @property
+    def own_dirs(self) -> tuple[Path, ...]:
+        """The host dirs bound read-write into the container: the agent's own."""
+        dirs: tuple[Path, ...] = (self.state_dir, self.claude_dir, self.socket_dir)
+        if self.role == "manager" and self.agents_dir is not None:
+            dirs += (self.agents_dir,)
+        return dirs
 
 
 State = Literal["running", "stopped", "missing"]
@@ -62,8 +73,22 @@ class ContainerStatus:
 OutputSink = Callable[[str, str], None]
 
 
+def give_dirs(spec: ContainerSpec) -> None:
+    """Hand ``spec``'s own dirs to the uid its agent runs as (see :mod:`hyperhive.ownership`)."""
+    if spec.uid is None:
+        raise BackendError(f"{spec.container}: the agent has no uid to run as")
+    try:
+        for path in spec.own_dirs:
+            claim(path, spec.uid)
+    except OSError as exc:
+        raise BackendError(f"cannot give {spec.container} its directories: {exc}") from exc
+
+
 class Backend(Protocol):
     name: str
+    # True when the backend runs each agent as its own unprivileged host uid
+    # (``ContainerSpec.uid``): the core then hands the agent's files to it.
+    agent_uids: bool
 
     async def create(self, spec: ContainerSpec) -> None:
         """Build the container (not started). Creating an existing one is an error."""

@@ -10,6 +10,17 @@ and run roots given to the constructor. Paths the harness needs that lie under a
 hidden dir (the venv, the base interpreter, the hyperhive sources) are
 bound back read-only.
 
+Privilege: run by root, bwrap would leave the agent every capability (with
+them ``mount -o remount,rw`` or ``open_by_handle_at`` reach the whole host).
+So bwrap drops every capability but the three ``setpriv`` needs, and
+``setpriv`` — the sandbox's first command — becomes the agent's own uid
+(:mod:`hyperhive.core.agent_uids`), clears its groups and the bounding set,
+and only then runs the harness: the agent's processes hold no capability,
+cannot regain one (no-new-privs), and reach host files as an unprivileged
+user would. Run by another user, bwrap itself is unprivileged (a user
+namespace) and already gives the sandbox no capability. ``--new-session``
+keeps the agent off any terminal the core has.
+
 ``--die-with-parent`` is on: a sandbox outliving its core would be unreachable
 (its output pipe dies with the core, its exit code cannot be collected) and
 systemd would kill it with the core's cgroup anyway. A restarted core starts
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Iterable, Sequence
@@ -33,8 +45,8 @@ from pathlib import Path
 from typing import Final
 
 import hyperhive
-from hyperhive.backends._child import group_members, kill_group
-from hyperhive.backends.base import ContainerSpec
+from hyperhive.backends._child import descendants, kill_group, kill_tree
+from hyperhive.backends.base import BackendError, ContainerSpec, give_dirs
 from hyperhive.backends.process import ProcessBackend, memory_limit_argv
 
 # Host top-level entries never shown: virtual filesystems get fresh instances,
@@ -42,6 +54,10 @@ from hyperhive.backends.process import ProcessBackend, memory_limit_argv
 SKIPPED: Final = frozenset({"proc", "dev", "tmp", "run", "root", "home", "state", "agents"})
 ALWAYS_HIDDEN: Final = (Path("/tmp"), Path("/run"), Path("/root"), Path("/home"))
 DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Kept by bwrap only until setpriv, the sandbox's first command, drops them
+# all: setpriv needs the first three to become the agent's uid and empty its
+# bounding set, and bwrap itself must enter /state (0700, the agent's).
+SETPRIV_CAPS: Final = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_OVERRIDE")
 
 
 def _under(path: Path, roots: Iterable[Path]) -> bool:
@@ -76,27 +92,32 @@ def bwrap_argv(
     hide: Sequence[Path] = (),
     bwrap: str = "bwrap",
     needed: Sequence[Path] | None = None,
+    setpriv: str | None = None,
 ) -> list[str]:
+    """The whole command line; with ``setpriv`` (the core runs as root) the
+    agent runs as ``spec.uid`` with no capabilities."""
     hidden = [*ALWAYS_HIDDEN, *(Path(os.path.realpath(p)) for p in hide)]
     args = [
         bwrap,
         "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         "--hostname", spec.container,
-        "--die-with-parent",
+        "--die-with-parent", "--new-session",
         *host_view(),
         "--dev", "/dev",
         "--proc", "/proc",
     ]  # fmt: skip
     # Hide first: a later bind at a path under a hidden dir lands on the tmpfs.
     for path in hidden:
+        if path == Path("/tmp"):
+            args += ["--perms", "01777"]  # the agent's own /tmp, writable by its uid
         if path in ALWAYS_HIDDEN or not _under(path, ALWAYS_HIDDEN):
             args += ["--tmpfs", str(path)]
     args += _run_links()
     for path in needed if needed is not None else harness_paths():
         if _under(path, hidden):
-            args += ["--ro-bind", str(path), str(path)]
+            args += [*_mount_point_parents(path, hidden), "--ro-bind", str(path), str(path)]
     for path in spec.extra_ro_binds:
-        args += ["--ro-bind", str(path), str(path)]
+        args += [*_mount_point_parents(path, hidden), "--ro-bind", str(path), str(path)]
     args += ["--bind", str(spec.socket_dir), "/run/hive"]
     args += ["--bind", str(spec.claude_dir), "/root/.claude"]
     args += ["--bind", str(spec.state_dir), "/state"]
@@ -108,7 +129,36 @@ def bwrap_argv(
     if not spec.network:
         args.append("--unshare-net")
     args += ["--chdir", "/state"]
-    return [*memory_limit_argv(spec.memory_mb), *args, "--", *spec.command]
+    return [*memory_limit_argv(spec.memory_mb), *args, *_privileges(spec, setpriv)]
+
+
+def _privileges(spec: ContainerSpec, setpriv: str | None) -> list[str]:
+    """The capability drop and the uid change, ending with the command itself."""
+    if setpriv is None:
+        return ["--", *spec.command]
+    if spec.uid is None:
+        raise BackendError(f"{spec.container}: a root core must give the agent a uid")
+    keep = [arg for cap in SETPRIV_CAPS for arg in ("--cap-add", cap)]
+    become = [
+        setpriv,
+        f"--reuid={spec.uid}", f"--regid={spec.uid}", "--clear-groups",
+        "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs",
+    ]  # fmt: skip
+    return ["--cap-drop", "ALL", *keep, "--", *become, "--", *spec.command]
+
+
+def _mount_point_parents(path: Path, hidden: Sequence[Path]) -> list[str]:
+    """Traversable dirs leading to a bind inside a hidden (tmpfs) dir.
+
+    bwrap makes a mount point's missing parents with the modes of the host's,
+    and a host's ``/root/.pyenv`` or ``/tmp/tmpXXXX`` may be 0700 root: the
+    agent's uid could not walk through them to the bind.
+    """
+    top = next((root for root in hidden if root in path.parents), None)
+    if top is None:
+        return []
+    between = [p for p in reversed(path.parents) if top in p.parents]
+    return [arg for p in between for arg in ("--perms", "0755", "--dir", str(p))]
 
 
 def _run_links() -> list[str]:
@@ -148,16 +198,28 @@ class BwrapBackend(ProcessBackend):
         hide: Sequence[Path] = (),
         stop_timeout: float = 10.0,
         bwrap: str = "bwrap",
+        privileged: bool | None = None,
     ) -> None:
         self._hide = tuple(hide)
         self._bwrap = bwrap
+        # Whether bwrap runs as root, and so must drop to the agent's uid itself.
+        self.agent_uids = os.geteuid() == 0 if privileged is None else privileged
         super().__init__(work_dir, stop_timeout=stop_timeout)
 
     def _announce(self) -> None:
         pass  # isolated: nothing to warn about
 
     def _argv(self, spec: ContainerSpec) -> list[str]:
-        return bwrap_argv(spec, hide=self._hide, bwrap=self._bwrap)
+        setpriv = None
+        if self.agent_uids:
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                raise BackendError("setpriv (util-linux) is needed to run agents unprivileged")
+        return bwrap_argv(spec, hide=self._hide, bwrap=self._bwrap, setpriv=setpriv)
+
+    def _prepare(self, spec: ContainerSpec) -> None:
+        if self.agent_uids:
+            give_dirs(spec)
 
     def _env(self, spec: ContainerSpec) -> dict[str, str]:
         # bwrap passes its own environment on, so giving it exactly the
@@ -168,11 +230,17 @@ class BwrapBackend(ProcessBackend):
     def _cwd(self, spec: ContainerSpec) -> Path | None:
         return None
 
+    def _signal_kill(self, pid: int) -> None:
+        kill_tree(pid, signal.SIGKILL)
+        kill_group(pid, signal.SIGKILL)
+
     def _signal_term(self, pid: int) -> None:
         # Not the outer bwrap nor its pid-1 init: a SIGTERMed bwrap dies at once
         # and takes the sandbox down with SIGKILL, leaving the harness no grace.
-        # Everyone else in the group gets SIGTERM; the final SIGKILL is group-wide.
-        inside = [m for m, parent in group_members(pid) if m != pid and parent != pid]
+        # Everyone below them gets SIGTERM, found by process tree rather than
+        # group: --new-session gives the agent a session of its own, and
+        # anything it starts may leave that one too.
+        inside = [m for m, parent in descendants(pid) if parent != pid]
         if not inside:
             # The sandbox is still being set up and its command not yet forked:
             # there is nobody to be graceful to, and a SIGTERM now would be lost.

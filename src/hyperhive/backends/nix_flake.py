@@ -89,6 +89,7 @@ def render_flake(
         else 'nixpkgs.follows = "hyperhive/nixpkgs";'
     )
     agent_nix = "\n        ./agent.nix" if with_agent_nix else ""
+    uid = f"\n            uid = {spec.uid};" if spec.uid is not None else ""
     env = "".join(
         f"\n            {nix_string(key)} = {nix_string(value)};"
         for key, value in sorted(public_env(spec).items())
@@ -118,7 +119,7 @@ def render_flake(
             enable = true;
             name = {nix_string(spec.name)};
             role = {nix_string(spec.role)};
-            network = {"true" if spec.network else "false"};
+            network = {"true" if spec.network else "false"};{uid}
             environment = {{{env}
             }};
           }};

@@ -35,6 +35,7 @@ from hyperhive.backends.base import (
     ContainerStatus,
     OutputSink,
     State,
+    give_dirs,
 )
 from hyperhive.backends.nix_flake import (
     default_hyperhive_url,
@@ -69,7 +70,12 @@ class NixosBackend:
         command_timeout: float = COMMAND_TIMEOUT,
         poll_initial: float = 0.5,
         poll_max: float = 5.0,
+        privileged: bool | None = None,
     ) -> None:
+        # nspawn leaves a container's root many capabilities (CAP_SYS_ADMIN and
+        # CAP_DAC_READ_SEARCH among them), so the harness never runs as that
+        # root: it runs as the agent's own uid, the owner of its binds.
+        self.agent_uids = os.geteuid() == 0 if privileged is None else privileged
         self._work_dir = work_dir
         self._command = command
         self._conf_dir = conf_dir
@@ -115,6 +121,8 @@ class NixosBackend:
 
     async def start(self, spec: ContainerSpec, output: OutputSink) -> None:
         self._check(spec)
+        if self.agent_uids:
+            give_dirs(spec)
         self._stopping.discard(spec.name)
         text = await self._run(spec.name, "start", spec.container)
         for line in text.splitlines():
@@ -153,6 +161,8 @@ class NixosBackend:
                 f"container name {spec.container!r} is too long: nixos-container "
                 f"allows {MAX_CONTAINER_NAME} characters"
             )
+        if self.agent_uids and spec.uid is None:
+            raise BackendError(f"{spec.container}: a root core must give the agent a uid")
         return nspawn_flags(spec)
 
     def _agent_dir(self, name: str) -> Path:

@@ -79,13 +79,16 @@ def memory_limit_argv(memory_mb: int | None) -> list[str]:
 
 
 def spec_to_json(spec: ContainerSpec) -> dict[str, Any]:
+    """The spec as recorded on disk: the names of its env vars, never their
+    values (API keys among them)."""
     data = dataclasses.asdict(spec)
-    data["env"] = dict(spec.env)
+    data["env"] = sorted(spec.env)
     return json.loads(json.dumps(data, default=str))  # type: ignore[no-any-return]
 
 
 class ProcessBackend:
     name = "process"
+    agent_uids = False
 
     def __init__(self, work_dir: Path, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         self._work_dir = work_dir
@@ -126,6 +129,12 @@ class ProcessBackend:
     def _signal_term(self, pid: int) -> None:
         kill_group(pid, signal.SIGTERM)
 
+    def _signal_kill(self, pid: int) -> None:
+        kill_group(pid, signal.SIGKILL)
+
+    def _prepare(self, spec: ContainerSpec) -> None:
+        """Make the host ready for ``spec`` to start (nothing to do here)."""
+
     # The Backend protocol.
 
     async def create(self, spec: ContainerSpec) -> None:
@@ -150,6 +159,7 @@ class ProcessBackend:
                     return
                 log.info("replacing h-%s (pid %d) left by a previous core", spec.name, current.pid)
                 await self._terminate(current)
+            self._prepare(spec)
             child = await spawn(
                 spec.name, self._argv(spec), self._env(spec), self._cwd(spec), output
             )
@@ -213,7 +223,7 @@ class ProcessBackend:
                 log.warning(
                     "h-%s ignored SIGTERM for %.0fs; killing", child.name, self._stop_timeout
                 )
-                kill_group(child.pid, signal.SIGKILL)
+                self._signal_kill(child.pid)
                 try:
                     await asyncio.wait_for(asyncio.shield(child.exited), KILL_TIMEOUT)
                 except TimeoutError as exc:
@@ -221,7 +231,7 @@ class ProcessBackend:
                         f"h-{child.name} (pid {child.pid}) survived SIGKILL"
                     ) from exc
         # Whatever of the group outlived its leader goes too: stop means the whole tree.
-        kill_group(child.pid, signal.SIGKILL)
+        self._signal_kill(child.pid)
         await child.close_output(1.0)
 
     def _note_exit(self, name: str, done: asyncio.Future[int]) -> None:
@@ -252,8 +262,11 @@ class ProcessBackend:
         return meta
 
     def _write_meta(self, name: str, meta: Mapping[str, Any]) -> None:
-        self._work_dir.mkdir(parents=True, exist_ok=True)
+        self._work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self._meta_path(name)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(meta, indent=2, sort_keys=True))
         os.replace(tmp, path)

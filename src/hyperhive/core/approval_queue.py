@@ -31,14 +31,17 @@ from hyperhive.core.approvals import (
     validate_reason,
 )
 from hyperhive.core.config_tree import normalise_sha
-from hyperhive.errors import BadRequest, ClientError
+from hyperhive.core.proposal import Staged
+from hyperhive.errors import BadRequest, ClientError, QuotaExceeded
 from hyperhive.names import OPERATOR, validate_agent_name
 
 MAX_CONFIG: Final = 256 * 1024
 MAX_RECENT: Final = 1000
+# A requester that floods the queue buries the operator's real decisions.
+MAX_PENDING_PER_REQUESTER: Final = 20
 COLUMNS: Final = (
     "id, kind, agent, requester, reason, sha, config, state, decided_by, "
-    "decision_reason, error, created_at, decided_at, finished_at"
+    "decision_reason, error, created_at, decided_at, finished_at, tree, digest, diff"
 )
 
 
@@ -65,12 +68,12 @@ class ApprovalQueue:
         return self._insert("spawn", agent, requester, reason, None, config)
 
     def request_apply_commit(
-        self, agent: object, requester: object, reason: object, sha: object
+        self, agent: object, requester: object, reason: object, staged: Staged
     ) -> Approval:
-        """Queue applying commit ``sha`` (resolve it to a full sha first: it is shown as is)."""
+        """Queue applying a staged commit: its full sha, pinned tree and diff are kept."""
         agent = validate_agent_name(agent)
-        sha = normalise_sha(sha)
-        return self._insert("apply_commit", agent, requester, reason, sha, None)
+        sha = normalise_sha(staged.pin.commit)
+        return self._insert("apply_commit", agent, requester, reason, sha, None, staged)
 
     def get(self, approval_id: object) -> Approval:
         if not isinstance(approval_id, int) or isinstance(approval_id, bool):
@@ -140,6 +143,7 @@ class ApprovalQueue:
         reason: object,
         sha: str | None,
         config: str | None,
+        staged: Staged | None = None,
     ) -> Approval:
         if requester != OPERATOR:
             requester = validate_agent_name(requester)
@@ -151,20 +155,32 @@ class ApprovalQueue:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._refuse_duplicate(kind, agent, sha)
+            self._refuse_over_quota(requester)
+            kept: tuple[str | None, ...] = (None, None, None)
+            if staged is not None:
+                kept = (staged.pin.tree, staged.pin.digest, staged.diff)
             cursor = self._conn.execute(
                 "INSERT INTO approvals (kind, agent, requester, reason, sha, config, state, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (kind, agent, requester, reason, sha, config, now),
+                "created_at, tree, digest, diff) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                (kind, agent, requester, reason, sha, config, now, *kept),
             )
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
         assert cursor.lastrowid is not None
-        return Approval(
-            cursor.lastrowid, kind, agent, requester, reason, sha, config, "pending",
-            None, None, None, now, None, None,
-        )  # fmt: skip
+        return self.get(cursor.lastrowid)
+
+    def _refuse_over_quota(self, requester: str) -> None:
+        (count,) = self._conn.execute(
+            "SELECT count(*) FROM approvals WHERE state = 'pending' AND requester = ?",
+            (requester,),
+        ).fetchone()
+        if count >= MAX_PENDING_PER_REQUESTER:
+            raise QuotaExceeded(
+                f"{requester} has {count} approvals waiting for the operator, the most it may"
+                " have; wait for decisions before asking again"
+            )
 
     def _refuse_duplicate(self, kind: Kind, agent: str, sha: str | None) -> None:
         row = self._conn.execute(

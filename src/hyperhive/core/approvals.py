@@ -93,6 +93,11 @@ class Approval:
     created_at: float
     decided_at: float | None
     finished_at: float | None
+    # An ApplyCommit's pin: the verified tree it showed and a SHA-256 of its
+    # files; apply takes exactly these. The diff shown is kept beside them.
+    tree: str | None = None
+    digest: str | None = None
+    diff: str | None = None
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -110,6 +115,8 @@ class Approval:
             "created_at": self.created_at,
             "decided_at": self.decided_at,
             "finished_at": self.finished_at,
+            "tree": self.tree,
+            "digest": self.digest,
         }
 
 

@@ -4,19 +4,22 @@ Two repos per agent (DESIGN §2): ``<state>/proposed/<n>/config`` is the
 manager's working tree (``/agents/<n>/config`` in its container) and
 ``<state>/applied/<n>`` is the core's, the only one backends read.
 
-The proposed repo is untrusted: the manager can write its ``.git/config``,
-and git runs programs named there (``core.fsmonitor``, filters, ...). So git
-never runs *in* it after creation. Its objects are read from the applied repo
-with ``GIT_OBJECT_DIRECTORY`` (resolving a sha sees only the proposed objects
-and only our refs) or ``GIT_ALTERNATE_OBJECT_DIRECTORIES`` (a diff against the
-applied head), and an apply re-creates the approved files in the applied repo
-with ``git fast-import`` from the blobs at exactly the approved commit.
+The proposed repo is hostile input: git never runs in it after creation, and
+its objects are read only by :mod:`hyperhive.core.proposal` (re-hashed,
+bounded, no symlink followed). A request is *staged*: the verified files are
+written into the applied repo under ``refs/hive/staged/<commit>`` by git
+itself, which must arrive at the very tree the manager's repo names; the diff
+shown to the operator is computed there, once. Applying takes that staged
+tree, checked against the SHA-256 pin kept with the approval — never the
+proposed repo again, never a later commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -24,7 +27,6 @@ from hyperhive.core.agent_config import BadConfig, parse_agent_toml
 from hyperhive.core.config_tree import (
     AGENT_TOML,
     MAX_FILE,
-    check_agent_toml,
     check_path,
     check_tree,
     fast_import_stream,
@@ -32,25 +34,37 @@ from hyperhive.core.config_tree import (
     parse_cat_file_batch,
     parse_ls_tree,
 )
-from hyperhive.core.git import ConfigRepoError, Git, alternates_value
-from hyperhive.errors import AlreadyExists, ClientError, UnknownAgent
+from hyperhive.core.git import ConfigRepoError, Git
+from hyperhive.core.proposal import (
+    Files,
+    Pin,
+    Staged,
+    UnknownCommit,
+    files_digest,
+    read_proposal,
+    resolve_commit,
+)
+from hyperhive.errors import AlreadyExists, UnknownAgent
 from hyperhive.names import validate_agent_name
+from hyperhive.ownership import claim
 
+__all__ = ["ConfigRepos", "Pin", "Staged", "UnknownCommit"]
+
+log = logging.getLogger(__name__)
 BRANCH: Final = "main"
-MAX_DIFF: Final = 4 * 1024 * 1024
+MAX_DIFF: Final = 1024 * 1024
 # What the manager's commits are signed with inside its container, which has
 # no git identity of its own.
 MANAGER_IDENT: Final = ("hm1nd", "hm1nd@hyperhive")
 
 
-class UnknownCommit(ClientError):
-    code = "unknown_commit"
-
-
 class ConfigRepos:
-    def __init__(self, state_dir: Path, *, git: Git | None = None) -> None:
+    def __init__(
+        self, state_dir: Path, *, git: Git | None = None, owner: int | None = None
+    ) -> None:
         self._state = state_dir
         self._git = git or Git()
+        self._owner = owner  # the manager's uid, when it runs as one
         self._locks: dict[str, asyncio.Lock] = {}
 
     def proposed_dir(self, name: str) -> Path:
@@ -66,7 +80,7 @@ class ConfigRepos:
             raise BadConfig(f"{AGENT_TOML} is over {MAX_FILE // 1024} KiB")
         parse_agent_toml(agent_toml)
         async with self._lock(name):
-            if applied.exists() or proposed.parent.exists():
+            if applied.exists() or proposed.parent.exists() or proposed.parent.is_symlink():
                 raise AlreadyExists(f"config repos for agent {name!r} already exist")
             try:
                 return await self._create(name, applied, proposed, agent_toml)
@@ -77,59 +91,84 @@ class ConfigRepos:
     async def resolve(self, name: str, sha: object) -> str:
         """The full sha of commit ``sha`` (4+ hex digits) in ``name``'s proposed repo."""
         short = normalise_sha(sha)
+        self._git_dir(name)
+        return await asyncio.to_thread(
+            resolve_commit, self._proposed_git(name), self._trusted, name, short
+        )
+
+    async def stage(self, name: str, sha: object) -> Staged:
+        """Verify commit ``sha`` and keep its tree in the applied repo, with its diff.
+
+        A tree that may not be applied is :class:`BadConfig` and changes
+        nothing that is applied.
+        """
+        short = normalise_sha(sha)
         git_dir = self._git_dir(name)
-        env = {"GIT_OBJECT_DIRECTORY": str(self._proposed_objects(name, short))}
-        result = await self._git.run(
-            "cat-file", "--batch-check", git_dir=git_dir, env=env,
-            stdin=short.encode() + b"\n",
-        )  # fmt: skip
-        fields = result.stdout.decode().split()
-        where = f"in {name}'s proposed config repo"
-        if fields[1:2] == ["ambiguous"]:
-            raise UnknownCommit(f"{short} is ambiguous {where}; give more digits")
-        if fields[1:2] == ["missing"] or len(fields) != 3:
-            raise UnknownCommit(f"no commit {short} {where}")
-        if fields[1] != "commit":
-            raise UnknownCommit(f"{short} is a {fields[1]} {where}, not a commit")
-        return fields[0]
+        async with self._lock(name):
+            proposal = await asyncio.to_thread(
+                read_proposal, self._proposed_git(name), self._trusted, name, short
+            )
+            ref = f"refs/hive/staged/{proposal.commit}"
+            message = f"staged {proposal.commit}\n"
+            try:
+                parent = await self.applied_sha(name)
+                stream = fast_import_stream(ref, parent, message, proposal.files)
+                await self._git.run(
+                    "fast-import", "--quiet", "--force", "--date-format=now",
+                    git_dir=git_dir, stdin=stream,
+                )  # fmt: skip
+                tree = await self._tree_of(name, ref)
+                diff = await self._diff(git_dir, ref)
+            except ConfigRepoError as exc:
+                # The core's own repo; its words are for the core's log, not the manager.
+                log.error("staging %s for %s failed: %s", proposal.commit, name, exc.message)
+                raise ConfigRepoError(
+                    f"could not stage commit {short}; see the core's log"
+                ) from None
+        if tree != proposal.tree:
+            raise BadConfig(
+                f"commit {proposal.commit[:12]}: its tree is not in git's canonical form"
+                " (re-created from its files it is another tree); refused"
+            )
+        return Staged(Pin(proposal.commit, tree, proposal.digest), diff, proposal.files)
 
-    async def check(self, name: str, sha: object) -> str:
-        """Resolve ``sha`` and check its tree could be applied; return the full sha."""
-        full = await self.resolve(name, sha)
-        await self._files_at(name, full)
-        return full
+    async def apply(
+        self,
+        name: str,
+        pin: Pin,
+        approval_id: int,
+        check: Callable[[Files], None] | None = None,
+    ) -> str:
+        """Make the applied config exactly the pinned tree; return the new applied sha.
 
-    async def diff(self, name: str, sha: object) -> str:
-        """Unified diff from the applied config to the tree of proposed commit ``sha``."""
-        full = await self.resolve(name, sha)
-        env = {"GIT_ALTERNATE_OBJECT_DIRECTORIES": alternates_value(self._objects_of(name))}
-        result = await self._git.run(
-            "diff", "--no-color", "--no-ext-diff", "--no-textconv", "HEAD", full, "--",
-            git_dir=self._git_dir(name), env=env, max_stdout=MAX_DIFF, truncate=True,
-        )  # fmt: skip
-        text = result.stdout.decode(errors="replace")
-        if result.truncated:
-            text += f"\n[diff cut at {MAX_DIFF // (1024 * 1024)} MiB]\n"
-        return text
-
-    async def apply(self, name: str, sha: object, approval_id: int) -> str:
-        """Make the applied config the tree at ``sha``, exactly; return the new applied sha.
-
-        A tree that may not be applied is :class:`BadConfig` and changes nothing.
+        ``check`` sees the files first and may refuse them (raise): then
+        nothing changes.
         """
         async with self._lock(name):
-            full = await self.resolve(name, sha)
-            files = await self._files_at(name, full)
-            parent = await self.applied_sha(name)
-            message = f"apply {full[:12]} (approval #{approval_id})\n\nproposed commit {full}\n"
-            stream = fast_import_stream(f"refs/heads/{BRANCH}", parent, message, files)
             git_dir, work = self._git_dir(name), self.applied_dir(name)
-            await self._git.run(
-                "fast-import", "--quiet", "--date-format=now", git_dir=git_dir, stdin=stream
+            files = await self._files_of(name, pin.tree)
+            if files_digest(files) != pin.digest:
+                raise ConfigRepoError(
+                    f"the tree kept for approval #{approval_id} is not the one that was shown;"
+                    " refusing to apply it"
+                )
+            if check is not None:
+                check(files)
+            parent = await self.applied_sha(name)
+            message = (
+                f"apply {pin.commit[:12]} (approval #{approval_id})\n\n"
+                f"proposed commit {pin.commit}\ntree {pin.tree}\nsha256 {pin.digest}\n"
             )
-            # fast-import moved the branch; bring the index and files along.
+            made = await self._git.run(
+                "commit-tree", pin.tree, "-p", parent, git_dir=git_dir, stdin=message.encode()
+            )
+            commit = made.stdout.decode().strip()
+            # Compare-and-set: an apply that raced us would make this fail, not vanish.
+            await self._git.run(
+                "update-ref", f"refs/heads/{BRANCH}", commit, parent, git_dir=git_dir
+            )
             await self._git.run("reset", "--quiet", "--hard", git_dir=git_dir, work_tree=work)
-            return await self.applied_sha(name)
+            return commit
 
     async def applied_sha(self, name: str) -> str:
         result = await self._git.run(
@@ -171,23 +210,47 @@ class ConfigRepos:
         await git.run("remote", "remove", "origin", git_dir=theirs)
         await git.run("config", "user.name", MANAGER_IDENT[0], git_dir=theirs)
         await git.run("config", "user.email", MANAGER_IDENT[1], git_dir=theirs)
+        if self._owner is not None:
+            await asyncio.to_thread(claim, proposed.parent, self._owner)
         return await self.applied_sha(name)
 
-    async def _files_at(self, name: str, full: str) -> dict[str, tuple[str, bytes]]:
-        """The checked files of commit ``full``: path → (mode, content)."""
-        short = full[:12]
+    async def _tree_of(self, name: str, rev: str) -> str:
+        found = await self._git.run(
+            "rev-parse", "--verify", f"{rev}^{{tree}}", git_dir=self._git_dir(name)
+        )
+        return found.stdout.decode().strip()
+
+    async def _diff(self, git_dir: Path, ref: str) -> str:
+        result = await self._git.run(
+            "diff", "--no-color", "--no-ext-diff", "--no-textconv", "HEAD", ref, "--",
+            git_dir=git_dir, max_stdout=MAX_DIFF, truncate=True,
+        )  # fmt: skip
+        text = result.stdout.decode(errors="replace")
+        if result.truncated:
+            text += f"\n[diff cut at {MAX_DIFF // 1024} KiB]\n"
+        return text
+
+    async def _files_of(self, name: str, tree: str) -> Files:
+        """The files of ``tree`` in the applied repo (the core's own; git may read it)."""
         git_dir = self._git_dir(name)
-        env = {"GIT_OBJECT_DIRECTORY": str(self._proposed_objects(name, short))}
+        short = normalise_sha(tree)[:12]
         listing = await self._git.run(
-            "ls-tree", "-r", "-z", "-l", "--full-tree", full, git_dir=git_dir, env=env
+            "ls-tree", "-r", "-z", "-l", "--full-tree", tree, git_dir=git_dir
         )
         entries = check_tree(short, parse_ls_tree(listing.stdout))
         wanted = "".join(f"{e.sha}\n" for e in entries).encode()
-        blobs = await self._git.run("cat-file", "--batch", git_dir=git_dir, env=env, stdin=wanted)
+        blobs = await self._git.run("cat-file", "--batch", git_dir=git_dir, stdin=wanted)
         contents = parse_cat_file_batch(blobs.stdout)
-        files = {e.path: (e.mode, contents[e.sha]) for e in entries}
-        check_agent_toml(short, files[AGENT_TOML][1])
-        return files
+        return {e.path: (e.mode, contents[e.sha]) for e in entries}
+
+    @property
+    def _trusted(self) -> Path:
+        # <state> is the core's alone, so <state>/proposed is where it says;
+        # everything below is the manager's and is walked without symlinks.
+        return self._state / "proposed"
+
+    def _proposed_git(self, name: str) -> Path:
+        return self.proposed_dir(name) / ".git"
 
     def _git_dir(self, name: str) -> Path:
         git_dir = self.applied_dir(name) / ".git"
@@ -195,23 +258,13 @@ class ConfigRepos:
             raise UnknownAgent(f"agent {name!r} has no config repo")
         return git_dir
 
-    def _proposed_objects(self, name: str, short: str) -> Path:
-        objects = self._objects_of(name)
-        if not objects.is_dir():
-            raise UnknownCommit(f"no commit {short}: {name}'s proposed config repo is missing")
-        return objects
-
-    def _objects_of(self, name: str) -> Path:
-        """The proposed object store, refusing a ``.git`` that leads elsewhere on the host."""
-        proposed = self.proposed_dir(name)
-        objects = (proposed / ".git" / "objects").resolve()
-        if not objects.is_relative_to(proposed.resolve()):
-            raise ConfigRepoError(f"{name}'s proposed .git points outside its config directory")
-        return objects
-
     def _delete(self, name: str) -> None:
         shutil.rmtree(self.applied_dir(name), ignore_errors=True)
-        shutil.rmtree(self.proposed_dir(name).parent, ignore_errors=True)
+        proposed = self.proposed_dir(name).parent
+        if proposed.is_symlink():
+            proposed.unlink()  # never follow the manager's link to delete elsewhere
+        else:
+            shutil.rmtree(proposed, ignore_errors=True)
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())

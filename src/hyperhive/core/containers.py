@@ -20,8 +20,9 @@ import hyperhive
 from hyperhive.backends.base import ContainerSpec
 from hyperhive.config import Config
 from hyperhive.core.agent_config import AgentConfig
+from hyperhive.core.binds import check_binds, forbidden_roots
 from hyperhive.names import MANAGER
-from hyperhive.web.security import page_salt, token_digest
+from hyperhive.tokens import key_digest, page_key
 
 Desired = Literal["running", "stopped"]
 FORWARD_PREFIXES: Final = ("ANTHROPIC_", "CLAUDE_CODE_", "HYPERHIVE_")
@@ -37,8 +38,9 @@ NOT_FORWARDED: Final = frozenset(
         "HYPERHIVE_AGENT_STATE",
         "HYPERHIVE_AGENT_PORT",
         "HYPERHIVE_FORWARD_ENV",
-        # Agents get a per-agent digest of it instead (web.security.TokenCheck).
+        # Agents get only the digest of their own page key instead (hyperhive.tokens).
         "HYPERHIVE_OPERATOR_TOKEN",
+        "HYPERHIVE_PAGE_KEY_DIGEST",
     }
 )
 
@@ -91,7 +93,12 @@ def build_spec(
     config_sha: str,
     env: Mapping[str, str],
     operator_token: str | None = None,
+    *,
+    uid: int | None = None,
 ) -> ContainerSpec:
+    """The spec to run ``name`` on; a bind that leads somewhere forbidden is
+    :class:`BadConfig`, checked on the host as it is now."""
+    binds = check_binds(agent.sandbox.ro_binds, forbidden_roots(config.state_dir, config.run_dir))
     paths = agent_paths(config, name)
     for d in (paths.state, paths.claude, paths.socket_dir):
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -99,7 +106,7 @@ def build_spec(
     module = "hyperhive.manager" if manager else "hyperhive.agent"
     extra = {"HYPERHIVE_AGENT_NAME": name}
     if operator_token:
-        extra["HYPERHIVE_PAGE_TOKEN_DIGEST"] = token_digest(operator_token, page_salt(name))
+        extra["HYPERHIVE_PAGE_KEY_DIGEST"] = key_digest(page_key(operator_token, name))
     if agent.role:
         extra["HYPERHIVE_AGENT_ROLE"] = agent.role
     if agent.model:
@@ -117,7 +124,8 @@ def build_spec(
         agents_dir=config.state_dir / "proposed" if manager else None,
         network=agent.sandbox.network,
         memory_mb=agent.sandbox.memory_mb,
-        extra_ro_binds=tuple(Path(p) for p in agent.sandbox.ro_binds),
+        extra_ro_binds=binds,
+        uid=uid,
     )
 
 

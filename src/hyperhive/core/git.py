@@ -3,8 +3,12 @@
 Every call gets a fresh environment (no ``GIT_*`` leaks in from the daemon's
 own environment, no system or user config, ``HOME`` pointed at nothing) and
 ``-c`` overrides that switch off everything in git that can run a program:
-hooks, fsmonitor, background gc. Each call has a deadline and a cap on what it
-may print, so a hostile repository can cost time, never hang or flood the core.
+hooks, fsmonitor, background gc. Each call has a deadline, a cap on what it
+may print and (through ``prlimit``) on the memory it may map, so a repository
+can cost bounded time and memory, never hang or flood the core.
+
+git only ever runs on the core's own repos: what an agent or the manager
+writes is read by :mod:`hyperhive.core.object_store`, never by git.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -21,6 +26,7 @@ from hyperhive.errors import HiveError
 IDENT_NAME: Final = "hive-c0re"
 IDENT_EMAIL: Final = "hive-c0re@localhost"
 DEFAULT_TIMEOUT: Final = 30.0
+DEFAULT_MEMORY: Final = 1024 * 1024 * 1024  # address space, bytes
 MAX_STDOUT: Final = 64 * 1024 * 1024
 MAX_STDERR: Final = 64 * 1024
 CHUNK: Final = 64 * 1024
@@ -78,9 +84,18 @@ def alternates_value(path: Path) -> str:
 
 
 class Git:
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, executable: str = "git") -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        executable: str = "git",
+        memory: int | None = DEFAULT_MEMORY,
+    ) -> None:
         self.timeout = timeout
         self._executable = executable
+        prlimit = shutil.which("prlimit") if memory is not None else None
+        self._prefix = (prlimit, f"--as={memory}", "--") if prlimit else ()
+        self._found = shutil.which(executable) is not None
 
     async def run(
         self,
@@ -94,6 +109,8 @@ class Git:
         truncate: bool = False,
     ) -> GitResult:
         """Run ``git args``; with ``truncate``, output past ``max_stdout`` is cut, else refused."""
+        if not self._found:
+            raise ConfigRepoError(f"{self._executable!r} is not installed (not on PATH)")
         argv = list(SAFETY)
         if git_dir is not None:
             argv.append(f"--git-dir={git_dir}")
@@ -102,6 +119,7 @@ class Git:
         argv.extend(args)
         try:
             proc = await asyncio.create_subprocess_exec(
+                *self._prefix,
                 self._executable,
                 *argv,
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,

@@ -12,9 +12,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from hyperhive.core.agent_config import parse_agent_toml
+from hyperhive.core.agent_config import AgentConfig, parse_agent_toml
 from hyperhive.core.approval_queue import ApprovalQueue
 from hyperhive.core.approvals import Applied, Approval, Approve, Deny, Failed, transition
+from hyperhive.core.binds import check_binds, forbidden_roots
+from hyperhive.core.git import ConfigRepoError
+from hyperhive.core.proposal import Pin
 from hyperhive.core.questions import Question, QuestionBook
 from hyperhive.errors import AlreadyExists, HiveError
 from hyperhive.names import validate_agent_name
@@ -23,6 +26,14 @@ if TYPE_CHECKING:
     from hyperhive.core.hive import Hive
 
 log = logging.getLogger(__name__)
+
+
+def pin_of(approval: Approval) -> Pin:
+    if approval.sha is None or approval.tree is None or approval.digest is None:
+        raise ConfigRepoError(
+            f"approval #{approval.id} predates verified staging: deny it and ask again"
+        )
+    return Pin(approval.sha, approval.tree, approval.digest)
 
 
 class Governance:
@@ -40,7 +51,8 @@ class Governance:
         if name in self._hive.registry:
             raise AlreadyExists(f"agent {name!r} already exists")
         if config is not None:
-            parse_agent_toml(config)  # a bad config is refused now, not at approval
+            # A bad config is refused now, not at approval.
+            self._check_binds(parse_agent_toml(config))
         approval = self.queue.request_spawn(name, requester, reason, config)
         self._publish("approval_requested", approval)
         return approval
@@ -49,10 +61,16 @@ class Governance:
         self, requester: str, name: str, sha: str, reason: str
     ) -> Approval:
         self._hive.registry.get(name)
-        full = await self._hive.lifecycle.repos.check(name, sha)
-        approval = self.queue.request_apply_commit(name, requester, reason, full)
+        repos = self._hive.lifecycle.repos
+        staged = await repos.stage(name, sha)
+        self._check_binds(parse_agent_toml(staged.agent_toml))
+        approval = self.queue.request_apply_commit(name, requester, reason, staged)
         self._publish("approval_requested", approval)
         return approval
+
+    def _check_binds(self, agent: AgentConfig) -> None:
+        config = self._hive.config
+        check_binds(agent.sandbox.ro_binds, forbidden_roots(config.state_dir, config.run_dir))
 
     def approvals(self, limit: int) -> dict[str, Any]:
         return {
@@ -64,11 +82,12 @@ class Governance:
         """One approval, with the config diff an ApplyCommit would make."""
         approval = self.queue.get(approval_id)
         wire: dict[str, Any] = approval.to_wire()
-        if approval.kind == "apply_commit" and approval.sha:
-            try:
-                wire["diff"] = await self._hive.lifecycle.repos.diff(approval.agent, approval.sha)
-            except HiveError as exc:
-                wire["diff_error"] = exc.message
+        if approval.kind == "apply_commit":
+            # Computed once, when it was staged: what the operator reads is what applies.
+            if approval.diff is not None:
+                wire["diff"] = approval.diff
+            else:
+                wire["diff_error"] = "this request predates verified staging; ask for it again"
         return wire
 
     async def approve(self, approval_id: int, by: str) -> Approval:
@@ -79,8 +98,8 @@ class Governance:
             if approved.kind == "spawn":
                 await self._hive.lifecycle.spawn(approved.agent, approved.config)
             else:
-                assert approved.sha is not None
-                await self._hive.lifecycle.apply_commit(approved.agent, approved.sha, approved.id)
+                pin = pin_of(approved)
+                await self._hive.lifecycle.apply_commit(approved.agent, pin, approved.id)
         except HiveError as exc:
             log.warning("approval %d failed: %s", approved.id, exc.message)
             done = self._save(approved, transition(approved, Failed(exc.message), time.time()))

@@ -18,20 +18,30 @@ from pathlib import Path
 
 from hyperhive.backends.base import Backend
 from hyperhive.config import Config
+from hyperhive.core.agent_uids import AgentUids
 from hyperhive.core.broker import Broker
 from hyperhive.core.bus import EventBus
 from hyperhive.core.config_repo import ConfigRepos
 from hyperhive.core.containers import forwarded_env, hive_rev
 from hyperhive.core.governance import Governance
 from hyperhive.core.lifecycle import Lifecycle
+from hyperhive.core.limits import SendPolicy
+from hyperhive.core.operator_token import DashboardLink
 from hyperhive.core.registry import AgentRecord, Registry
-from hyperhive.core.server import DRAIN_SECONDS, SocketServer
+from hyperhive.core.server import DRAIN_SECONDS, SocketServer, connection_budget
 from hyperhive.core.store import open_store
 from hyperhive.core.supervision import Policy
 from hyperhive.errors import HiveError
-from hyperhive.names import OPERATOR
+from hyperhive.names import MANAGER, OPERATOR
 
 log = logging.getLogger(__name__)
+
+
+def private_dirs(*dirs: Path) -> None:
+    """The core's state and run dirs: the core's alone (0700), whatever umask made them."""
+    for path in dirs:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path, 0o700)
 
 
 class ContainersDisabled(HiveError):
@@ -50,6 +60,7 @@ class Hive:
     ) -> None:
         self.config = config
         self.started = time.monotonic()
+        private_dirs(config.state_dir, config.run_dir)
         self._conn = open_store(config.db_path)
         self.registry = Registry(self._conn)
         self.bus = EventBus()
@@ -59,20 +70,30 @@ class Hive:
             self.bus,
             max_body=config.max_body,
             lease_seconds=config.lease_seconds,
+            limits=SendPolicy.from_config(config),
         )
         self._lifecycle: Lifecycle | None = None
+        self.uids = AgentUids(self._conn)
+        # Agents that run as their own uids get their sockets as theirs too.
+        self._socket_owners = backend is not None and backend.agent_uids
         if backend is not None:
+            # The manager edits every agent's proposed config as its own uid.
+            owner = self.uids.get(MANAGER) if backend.agent_uids else None
             self._lifecycle = Lifecycle(
                 self,
                 backend,
-                ConfigRepos(config.state_dir),
+                ConfigRepos(config.state_dir, owner=owner),
                 env=forwarded_env(os.environ if env is None else env),
                 rev=hive_rev(),
                 policy=policy,
                 operator_token=operator_token,
+                uids=self.uids,
             )
         self.governance = Governance(self)
+        self.connections = connection_budget(config)  # shared by every socket
         self._servers: dict[str, SocketServer] = {}
+        # Set by whoever serves the dashboard; the host socket's dashboard_url answers it.
+        self.dashboard_link: DashboardLink | None = None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -116,7 +137,8 @@ class Hive:
         self.bus.publish({"type": "agent_removed", "agent": name})
 
     async def _open_agent_socket(self, agent: AgentRecord) -> None:
-        server = SocketServer(self, self.socket_path(agent), agent.name, agent.role)
+        owner = self.uids.get(agent.name) if self._socket_owners else None
+        server = SocketServer(self, self.socket_path(agent), agent.name, agent.role, owner=owner)
         await server.start()
         self._servers[agent.name] = server
 

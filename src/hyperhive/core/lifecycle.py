@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Final
 
 from hyperhive.backends.base import Backend, BackendError, ContainerSpec
 from hyperhive.core.agent_config import AgentConfig, default_agent_toml, parse_agent_toml
+from hyperhive.core.agent_uids import AgentUids
+from hyperhive.core.binds import check_binds, forbidden_roots
 from hyperhive.core.config_repo import ConfigRepos
 from hyperhive.core.containers import ContainerRecord, ContainerRecords, agent_paths, build_spec
+from hyperhive.core.proposal import Files, Pin
 from hyperhive.core.registry import AgentRecord
 from hyperhive.core.supervision import CrashRecord, GiveUp, Policy, describe_exit
 from hyperhive.core.supervision import on_unexpected_exit as decide_after_crash
@@ -45,6 +48,7 @@ class Lifecycle:
         rev: str,
         policy: Policy | None = None,
         operator_token: str | None = None,
+        uids: AgentUids | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._hive = hive
@@ -53,6 +57,8 @@ class Lifecycle:
         self.records = ContainerRecords(hive.conn, clock)
         self._env = dict(env)
         self._operator_token = operator_token
+        # Agents run as their own uids only on backends that drop to them.
+        self._uids = uids if backend.agent_uids else None
         self.rev = rev
         self._policy = policy or Policy()
         self._clock = clock
@@ -136,10 +142,17 @@ class Lifecycle:
                         await self._start(name)
         return rebuilt
 
-    async def apply_commit(self, name: str, sha: str, approval_id: int) -> str:
-        """Apply the config tree at ``sha`` and restart the agent on it."""
+    async def apply_commit(self, name: str, pin: Pin, approval_id: int) -> str:
+        """Apply the pinned config tree and restart the agent on it."""
+
+        def still_good(files: Files) -> None:
+            # The host may have changed since the request: its binds are judged as it is now.
+            agent = parse_agent_toml(files["agent.toml"][1].decode())
+            check_binds(agent.sandbox.ro_binds, forbidden_roots(config.state_dir, config.run_dir))
+
+        config = self._hive.config
         async with self._lock(name):
-            applied = await self.repos.apply(name, sha, approval_id)
+            applied = await self.repos.apply(name, pin, approval_id, still_good)
             agent = self._applied_config(name)
             self._hive.registry.set_allow_send(name, agent.allow_send)
             await self.backend.update(self._spec(name, agent, applied))
@@ -178,6 +191,7 @@ class Lifecycle:
             sha,
             self._env,
             self._operator_token,
+            uid=self._uids.get(name) if self._uids is not None else None,
         )
 
     async def _refresh(self, name: str, record: ContainerRecord) -> bool:

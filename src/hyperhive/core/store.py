@@ -83,6 +83,15 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         updated_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE agent_uids (
+        name TEXT PRIMARY KEY,
+        uid INTEGER NOT NULL UNIQUE
+    );
+    ALTER TABLE approvals ADD COLUMN tree TEXT;
+    ALTER TABLE approvals ADD COLUMN digest TEXT;
+    ALTER TABLE approvals ADD COLUMN diff TEXT;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
