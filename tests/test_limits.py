@@ -7,12 +7,14 @@ nothing waits; the last tests go through a real core's sockets.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from conftest import Daemon
 from hyperhive.client import Client, RemoteError
 from hyperhive.config import Config
 from hyperhive.core.broker import Broker
@@ -327,3 +329,31 @@ async def test_an_agent_over_its_limits_gets_a_clear_error_code_on_its_socket(
         assert status["refusals"] == {"quota": 1, "rate_limited": 1}
     finally:
         await hive.shutdown(grace=2)
+
+
+async def test_a_flooding_agent_on_a_real_daemon_stores_what_its_rate_allows_and_no_more(
+    daemon: Daemon,
+) -> None:
+    # The flood as found: one agent sending 256 KiB bodies as fast as it can
+    # (4,018 of them in 10 s grew hive.db by 1 GB).
+    async with await Client.connect(daemon.host_socket) as op:
+        await op.call("agent_add", name="alice", allow_send=["bob"])
+        await op.call("agent_add", name="bob")
+    body = "x" * (256 * KIB - 16)
+    codes: list[str] = []
+    began = time.monotonic()
+    async with await Client.connect(daemon.run_dir / "agents" / "alice" / "mcp.sock") as alice:
+        for _ in range(400):
+            try:
+                await alice.call("send", to="bob", body=body)
+                codes.append("ok")
+            except RemoteError as err:
+                codes.append(err.code)
+    elapsed = time.monotonic() - began
+    stored, refused = codes.count("ok"), codes.count("rate_limited")
+    assert stored + refused == len(codes)
+    policy = SendPolicy()
+    allowed = (policy.bytes_burst + policy.bytes_rate * elapsed) / len(body) + 1
+    assert 0 < stored <= allowed and refused > 0, (stored, refused, elapsed)
+    db = sum(p.stat().st_size for p in daemon.state_dir.glob("hive.db*"))
+    assert db < (stored + 8) * 300 * KIB

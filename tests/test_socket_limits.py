@@ -115,7 +115,10 @@ async def open_raw(path: Path, first: bytes = b"") -> tuple[asyncio.StreamReader
     reader, writer = await asyncio.open_unix_connection(str(path), limit=1 << 20)
     if first:
         writer.write(first)
-        await writer.drain()
+        # A refused connection may be closed (its `busy` line already sent) before
+        # our line arrives: the write then fails, and the answer is still there to read.
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            await writer.drain()
     return reader, writer
 
 
@@ -125,7 +128,9 @@ async def read_all(reader: asyncio.StreamReader) -> list[dict[str, Any]]:
     try:
         while line := await reader.readline():
             answers.append(json.loads(line))
-    except ConnectionResetError:
+    except (ConnectionResetError, BrokenPipeError):
+        # Our own line written after the core hung up: asyncio may then drop
+        # the `busy` line it had already received.
         pass
     return answers
 
@@ -213,11 +218,12 @@ async def test_connections_past_an_agent_socket_s_cap_get_busy_until_others_clos
         async with asyncio.timeout(WAIT):
             while True:  # the core frees the slot when it reads the hangup; ask until then
                 reader, writer = await open_raw(limited.agent("alice"), b'{"id":2,"op":"ping"}\n')
-                answer = json.loads(await reader.readline())
+                writer.write_eof()
+                answers = await read_all(reader)
                 writer.close()
-                if answer["ok"]:
+                if answers and answers[0]["ok"]:
                     break
-                assert answer["error"]["code"] == "busy"
+                assert [a["error"]["code"] for a in answers] in ([], ["busy"]), answers
     finally:
         for client in held:
             await client.close()
@@ -248,10 +254,12 @@ async def test_agents_holding_the_whole_budget_cannot_starve_the_host_socket(
                 refused += [t.result() for t in done]
         for task in pending:
             task.cancel()
-        assert {json.dumps(a) for a in refused} == {
-            json.dumps([{"id": None, "ok": False, "error": refused[0][0]["error"]}])
+        answered = [a for a in refused if a]
+        assert answered, "no refused connection got its answer"
+        assert {json.dumps(a) for a in answered} == {
+            json.dumps([{"id": None, "ok": False, "error": answered[0][0]["error"]}])
         }
-        assert refused[0][0]["error"]["code"] == "busy"
+        assert answered[0][0]["error"]["code"] == "busy"
         assert len(pending) == admitted  # the admitted ones still wait on their recv
         # An agent with no connection at all is refused too: the hive-wide budget is spent.
         reader, writer = await open_raw(limited.agent("spare"))
