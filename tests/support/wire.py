@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,45 @@ class RawConnection:
         self.writer.close()
         with contextlib.suppress(ConnectionError, BrokenPipeError):
             await self.writer.wait_closed()
+
+
+class RawSocket:
+    """A unix socket driven by plain syscalls. Unlike asyncio's streams, what the
+    core sent stays readable after it hung up, whatever became of our own writes
+    (a write after the core closed fails, and a stream then drops what it had)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    async def open(cls, path: Path, first: bytes = b"") -> RawSocket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, str(path))
+        raw = cls(sock)
+        if first:
+            await raw.send(first)
+        return raw
+
+    async def send(self, data: bytes) -> None:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            await asyncio.get_running_loop().sock_sendall(self.sock, data)
+
+    async def answers(self) -> list[dict[str, Any]]:
+        """Every answer line until the core hangs up."""
+        loop, data = asyncio.get_running_loop(), b""
+        while True:
+            try:
+                chunk = await loop.sock_recv(self.sock, 65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 async def until_status(host_socket: Path, check: Callable[[dict[str, Any]], bool]) -> None:

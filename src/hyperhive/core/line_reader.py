@@ -8,6 +8,12 @@ request in flight (a long-poll, say) is cancelled instead of holding its
 descriptor for up to an hour. Where EOF cannot be seen — the reader is held
 up by a full queue, or the client half-closed and still waits for answers —
 the reader asks the kernel about the peer once a second instead.
+
+Time limits — a line must end within ``line_timeout`` of its first byte, a
+connection with nothing asked of it closes after ``idle_timeout`` — are kept by
+one watchdog timer per connection that looks at timestamps when it fires, not
+by a timer armed and cancelled around every request: on the hot path a request
+costs two assignments, not two entries in the loop's timer heap.
 """
 
 from __future__ import annotations
@@ -42,7 +48,12 @@ Item = bytes | End
 
 
 class LineReader:
-    """Lines of one connection, each a complete request line (blank ones dropped)."""
+    """Lines of one connection, each a complete request line (blank ones dropped).
+
+    ``may_idle_out`` is asked before an idle connection is closed: a
+    connection whose client is in the middle of something (holding a lease,
+    say) is not idle, however quiet it is.
+    """
 
     def __init__(
         self,
@@ -51,20 +62,41 @@ class LineReader:
         *,
         max_line: int,
         line_timeout: float,
+        idle_timeout: float | None = None,
+        may_idle_out: Callable[[], bool] = lambda: True,
     ) -> None:
+        self._loop = asyncio.get_running_loop()
         self._reader = reader
         self._fileno = fileno
         self._max_line = max_line
         self._line_timeout = line_timeout
+        self._idle_timeout = idle_timeout
+        self._may_idle_out = may_idle_out
         self._queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=1)
-        self.hangup: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.receiving = False  # a line has begun and not yet ended
+        self.hangup: asyncio.Future[None] = self._loop.create_future()
+        self._line_began: float | None = None  # when the line being read had its first byte
+        self._idle_since: float | None = None  # when the server began waiting for a line
+        self._end: End | None = None  # an end the watchdog decided, after what is queued
         self._awaiting = False  # waiting for the client with nothing of it unread
         self._task: asyncio.Task[None] | None = asyncio.create_task(self._run())
+        limits = [t for t in (line_timeout, idle_timeout) if t is not None]
+        self._tick = max(0.05, min(limits) / 4)
+        self._watchdog: asyncio.TimerHandle | None = self._loop.call_later(self._tick, self._check)
+
+    @property
+    def receiving(self) -> bool:
+        """A line has begun and not yet ended."""
+        return self._line_began is not None
 
     async def next(self) -> Item:
         """The next line, or the :class:`End` (repeated once reached)."""
-        item = await self._queue.get()
+        if self._end is not None and self._queue.empty():
+            return self._end
+        self._idle_since = self._loop.time()
+        try:
+            item = await self._queue.get()
+        finally:
+            self._idle_since = None
         if isinstance(item, End):
             self._queue.put_nowait(item)  # the reader has stopped: the slot is free
         return item
@@ -75,12 +107,42 @@ class LineReader:
         return self._awaiting and self._queue.empty()
 
     def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._task is not None:
             self._task.cancel()
             # The cancelled task keeps its traceback, whose frames hold this reader:
             # letting go of the task breaks the cycle, so the client's buffered bytes
             # are freed at once rather than whenever the cyclic GC next runs.
             self._task = None
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        end = None
+        if self._line_began is not None and now - self._line_began >= self._line_timeout:
+            limit = self._line_timeout
+            end = End(TimedOut(f"a line must end within {limit:g} s of its first byte"))
+        elif (
+            self._idle_timeout is not None
+            and self._idle_since is not None
+            and self._line_began is None
+            and now - self._idle_since >= self._idle_timeout
+            and self._may_idle_out()
+        ):
+            idle = self._idle_timeout
+            end = End(TimedOut(f"nothing asked for {idle:g} s; closing this connection"))
+        if end is None:
+            self._watchdog = self._loop.call_later(self._tick, self._check)
+            return
+        self._watchdog = None
+        if self._task is not None:
+            self._task.cancel()  # nothing more is read: what the client sends now is moot
+            self._task = None
+        if self._queue.empty():
+            self._queue.put_nowait(end)
+        else:
+            self._end = end  # after the line already waiting to be answered
 
     async def _run(self) -> None:
         try:
@@ -117,25 +179,24 @@ class LineReader:
             return End()
         if head == b"\n":
             return head
-        self.receiving = True
+        self._line_began = self._loop.time()
         try:
-            async with asyncio.timeout(self._line_timeout):
-                line = head + await self._reader.readuntil(b"\n")
+            line = head + await self._reader.readuntil(b"\n")
         except asyncio.IncompleteReadError as exc:
             line = head + exc.partial
         except asyncio.LimitOverrunError:
             return End(TooLarge(f"line exceeds {self._max_line} bytes"))
-        except TimeoutError:
-            limit = self._line_timeout
-            return End(TimedOut(f"a line must end within {limit:g} s of its first byte"))
         finally:
-            self.receiving = False
+            self._line_began = None
         if len(line) - line.endswith(b"\n") > self._max_line:
             return End(TooLarge(f"line exceeds {self._max_line} bytes"))
         return line
 
     async def _offer(self, item: Item) -> bool:
         """Queue ``item``; False if the client hung up while the queue stayed full."""
+        if self._queue.empty():  # the common case: the last answer went out already
+            self._queue.put_nowait(item)
+            return True
         while True:
             try:
                 async with asyncio.timeout(HANGUP_PROBE_SECONDS):

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Final
 from hyperhive.config import Config
 from hyperhive.core import ops, protocol
 from hyperhive.core.connections import ConnectionBudget, budget_for_nofile
-from hyperhive.core.line_reader import End, Item, LineReader
+from hyperhive.core.line_reader import End, LineReader
 from hyperhive.core.ops import Caller, Role
-from hyperhive.errors import Busy, HiveError, ShuttingDown, TimedOut
+from hyperhive.errors import Busy, HiveError, ShuttingDown
 
 if TYPE_CHECKING:
     from hyperhive.core.hive import Hive
@@ -142,7 +142,14 @@ class SocketServer:
         config = self._hive.config
         sock = writer.get_extra_info("socket")
         lines = LineReader(
-            reader, sock.fileno, max_line=config.max_line, line_timeout=config.line_timeout
+            reader,
+            sock.fileno,
+            max_line=config.max_line,
+            line_timeout=config.line_timeout,
+            idle_timeout=config.idle_timeout,
+            # A connection holding a lease is not idle: its harness is running the
+            # turn the message started, and closing would hand the message out again.
+            may_idle_out=lambda: not self._hive.broker.holds_lease(self.name, caller),
         )
         conn = self._connections[task] = _Connection(writer, lines)
         try:
@@ -162,7 +169,7 @@ class SocketServer:
     async def _converse(self, caller: Caller, conn: _Connection) -> None:
         lines, writer = conn.lines, conn.writer
         while not self._closing:
-            item = await self._next(caller, lines)
+            item = await lines.next()
             if isinstance(item, End):
                 if item.error is not None and not item.hung_up:
                     writer.write(protocol.error(None, item.error))
@@ -175,21 +182,6 @@ class SocketServer:
                 conn.busy = False
             if done:
                 return
-
-    async def _next(self, caller: Caller, lines: LineReader) -> Item:
-        """The next line; an :class:`End` saying so once idle for ``idle_timeout``.
-
-        A connection holding a lease is not idle: its harness is running the turn
-        the message started, and closing would hand the message out again.
-        """
-        idle = self._hive.config.idle_timeout
-        while True:
-            try:
-                async with asyncio.timeout(idle):
-                    return await lines.next()
-            except TimeoutError:
-                if not lines.receiving and not self._hive.broker.holds_lease(self.name, caller):
-                    return End(TimedOut(f"nothing asked for {idle:g} s; closing this connection"))
 
     async def _answer(
         self, caller: Caller, line: bytes, lines: LineReader, writer: asyncio.StreamWriter
