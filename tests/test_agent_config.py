@@ -182,3 +182,50 @@ def test_the_default_file_explains_itself() -> None:
 def test_the_default_file_needs_a_valid_name() -> None:
     with pytest.raises(BadName):
         default_agent_toml("Not A Name")
+
+
+def test_a_tool_policy_is_read_in_claude_codes_rule_syntax() -> None:
+    config = parse_agent_toml(
+        "[tools]\n"
+        'allow = ["Read", "Edit", "Bash", "WebFetch(domain:example.com)", "mcp__hive__send"]\n'
+        'ask = ["Bash(git push:*)"]\n'
+        'deny = ["WebSearch", "WebSearch"]\n'
+    )
+    assert config.tools.to_wire() == {
+        "allow": ["Read", "Edit", "Bash", "WebFetch(domain:example.com)", "mcp__hive__send"],
+        "ask": ["Bash(git push:*)"],
+        "deny": ["WebSearch"],
+    }
+    # A list left out is the backend's default, not "nothing".
+    assert parse_agent_toml('[tools]\ndeny = ["WebSearch"]').tools.allow is None
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ('[tools]\nallw = ["Read"]', "unknown key 'tools.allw' (did you mean 'tools.allow'?)"),
+        ('[tools]\nallow = "Read"', "tools.allow must be a list of rules"),
+        ('[tools]\nask = ["bash"]', "tools.ask[0]: 'bash' is not a rule"),
+        ('[tools]\ndeny = ["Read", "Bash("]', "tools.deny[1]: 'Bash(' is not a rule"),
+        ('[tools]\nallow = ["Bash()"]', "tools.allow[0]: 'Bash()' has an empty specifier"),
+        ('[tools]\nallow = ["Bash(ls\\n)"]', "tools.allow[0]: a rule is 1-512 printable"),
+        ("[tools]\nallow = [1]", "tools.allow[0] must be a string"),
+        ('tools = "all"', "tools must be a table"),
+        ('[workspace]\nrepo = "srv/git"', "workspace.repo must be an absolute path"),
+        ('[workspace]\nrepo = "/srv/../etc"', "workspace.repo must not contain '..'"),
+        ('[workspace]\nbase = "--upload-pack=x"', "workspace.base must be a branch name"),
+        ('[workspace]\nbase = "a..b"', "workspace.base must be a branch name"),
+        ('[workspace]\nbranch = "x"', "unknown key 'workspace.branch'"),
+    ],
+)
+def test_a_bad_tools_or_workspace_table_is_refused_naming_the_field(toml: str, named: str) -> None:
+    with pytest.raises(BadConfig) as err:
+        parse_agent_toml(toml)
+    assert named in err.value.message
+    assert err.value.code == "bad_config"
+
+
+def test_a_workspace_names_a_host_repo_and_a_base_branch() -> None:
+    workspace = parse_agent_toml('[workspace]\nrepo = "/srv/git/project"\n').workspace
+    assert (workspace.repo, workspace.base) == ("/srv/git/project", "main")
+    assert parse_agent_toml("").workspace.repo is None

@@ -49,11 +49,19 @@ class Hive:
             agents_dir=self.state / "proposed" if manager else None,
             extra_ro_binds=(self.probe.parent,),
             uid=UIDS[name],
+            work_dir=agent / "work",
             **extra,
         )
 
     def make_dirs(self, spec: ContainerSpec) -> None:
-        for path in (spec.socket_dir, spec.state_dir, spec.claude_dir, spec.config_dir):
+        assert spec.work_dir is not None
+        for path in (
+            spec.socket_dir,
+            spec.state_dir,
+            spec.claude_dir,
+            spec.config_dir,
+            spec.work_dir,
+        ):
             path.mkdir(parents=True, exist_ok=True)
             (path / "marker").write_text(f"{spec.name} {path.name}")
         if spec.agents_dir is not None:
@@ -101,7 +109,7 @@ async def test_an_agent_sees_only_its_own_processes_hostname_and_dirs(hive: Hive
         {
             "read": ["/state/marker", "/root/.claude/marker", "/run/hive/marker"],
             "exists": hidden,
-            "writable": ["/state", "/root/.claude", "/run/hive", "/usr", "/"],
+            "writable": ["/state", "/root/.claude", "/run/hive", "/work", "/usr", "/"],
         },
     )
     assert report["hostname"] == "h-alice"
@@ -115,7 +123,8 @@ async def test_an_agent_sees_only_its_own_processes_hostname_and_dirs(hive: Hive
     }
     assert report["exists"] == dict.fromkeys(hidden, False)
     assert report["writable"] == {
-        "/state": True, "/root/.claude": True, "/run/hive": True, "/usr": False, "/": False,
+        "/state": True, "/root/.claude": True, "/run/hive": True, "/work": True,
+        "/usr": False, "/": False,
     }  # fmt: skip
     env = report["env"]
     assert env["HYPERHIVE_AGENT_SOCKET"] == "/run/hive/mcp.sock"
@@ -125,7 +134,7 @@ async def test_an_agent_sees_only_its_own_processes_hostname_and_dirs(hive: Hive
     assert "HYPERHIVE_AGENTS_DIR" not in env
     assert not any(key.startswith("PYTEST") for key in env)  # nothing of the core's env
     assert env["SECRET"] == "s3cret"
-    assert report["cwd"] == "/state"
+    assert report["cwd"] == "/work"  # the agent works in its workspace
     # Nor is it in bwrap's argv, which every host user can read in /proc.
     assert all("s3cret" not in arg for arg in bwrap_argv(hive.spec("alice", env=env)))
 
@@ -292,6 +301,6 @@ async def test_seen_from_the_host_every_agent_process_is_its_own_uid_without_cap
         assert fields["CapEff"].strip() == NO_CAPS and fields["CapPrm"].strip() == NO_CAPS
         assert fields["CapBnd"].strip() == NO_CAPS
     # Its directories are its own, and nobody else's.
-    for path in (spec.state_dir, spec.claude_dir, spec.socket_dir):
+    for path in spec.own_dirs:
         info = path.stat()
         assert (info.st_uid, info.st_mode & 0o777) == (UIDS["bob"], 0o700)

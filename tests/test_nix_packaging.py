@@ -575,6 +575,7 @@ def test_the_agent_module_runs_hive_ag3nt_with_the_container_layout(tmp_path: Pa
         "HYPERHIVE_AGENT_NAME": "alice",
         "HYPERHIVE_AGENT_SOCKET": "/run/hive/mcp.sock",
         "HYPERHIVE_AGENT_STATE": "/state",
+        "HYPERHIVE_AGENT_WORK": "/work",
         "CLAUDE_CONFIG_DIR": "/root/.claude",
         "HYPERHIVE_CLAUDE_CLI": f"{claude}/bin/claude",
         "DISABLE_AUTOUPDATER": "1",
@@ -582,7 +583,7 @@ def test_the_agent_module_runs_hive_ag3nt_with_the_container_layout(tmp_path: Pa
     }
     assert result["serviceConfig"] == {
         "ExecStart": f"{package}/bin/hive-ag3nt serve",
-        "WorkingDirectory": "/state",
+        "WorkingDirectory": "/work",
         "EnvironmentFile": "-/run/hive/env",
         "Restart": "always",
         "RestartSec": 2,

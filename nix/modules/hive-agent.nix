@@ -2,8 +2,9 @@
 # for the manager) as a systemd service, with claude-code on its PATH.
 #
 # The container layout is hyperhive's (DESIGN §2), bind-mounted by the host:
-# /run/hive (the agent's socket), /state (durable notes), /root/.claude
-# (Claude credentials); the manager also gets /agents.
+# /run/hive (the agent's socket), /state (durable notes), /work (its
+# workspace and cwd), /root/.claude (Claude credentials); the manager also
+# gets /agents.
 #
 # systemd-nspawn leaves the container's root a wide capability set
 # (CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE, ...), enough to reach the
@@ -140,6 +141,7 @@ in
         HYPERHIVE_AGENT_NAME = cfg.name;
         HYPERHIVE_AGENT_SOCKET = "/run/hive/mcp.sock";
         HYPERHIVE_AGENT_STATE = "/state";
+        HYPERHIVE_AGENT_WORK = "/work";
         CLAUDE_CONFIG_DIR = "/root/.claude";
         # nixpkgs' claude-code, not whatever CLI a Python SDK wheel bundles.
         HYPERHIVE_CLAUDE_CLI = "${cfg.claudePackage}/bin/claude";
@@ -149,7 +151,7 @@ in
       // cfg.environment;
       serviceConfig = {
         ExecStart = "${cfg.package}/bin/${command} serve";
-        WorkingDirectory = "/state";
+        WorkingDirectory = "/work";
         Restart = "always";
         RestartSec = 2;
         KillMode = "mixed";

@@ -58,6 +58,12 @@ class NotAllowed(ClientError):
     code = "not_allowed"
 
 
+class BadConfig(ClientError):
+    """An agent's config (``agent.toml``) that may not be used; the message names the field."""
+
+    code = "bad_config"
+
+
 class TooLarge(ClientError):
     code = "too_large"
 

@@ -98,6 +98,7 @@ class ClaudeEngine:
         env |= self._credentials.engine_env()
         env["CLAUDE_CONFIG_DIR"] = str(self._settings.claude_dir)
         self._settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self._settings.work_dir.mkdir(parents=True, exist_ok=True)
         return ClaudeAgentOptions(
             system_prompt={
                 "type": "preset",
@@ -111,9 +112,12 @@ class ClaudeEngine:
             resume=self._session,
             model=self._model,
             env=env,
-            cwd=self._settings.state_dir,
-            # The manager's file tools reach the agents' config repos too.
-            add_dirs=[self._settings.agents_dir] if self._settings.agents_dir else [],
+            cwd=self._settings.work_dir,
+            # Its durable notes, and for the manager every agent's config repo.
+            add_dirs=[
+                self._settings.state_dir,
+                *([self._settings.agents_dir] if self._settings.agents_dir else []),
+            ],
             cli_path=self._cli_path,
         )
 

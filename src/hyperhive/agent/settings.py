@@ -41,6 +41,7 @@ class AgentSettings:
     agent_role: str | None = None  # agent.toml's role, appended to the system prompt
     default_model: str | None = None  # agent.toml's model, unless /model overrides
     agents_dir: Path | None = None  # the manager's view of every agent's config repo
+    work_dir: Path = Path("/work")  # the agent's workspace and cwd
 
     @property
     def history_db(self) -> Path:
@@ -81,6 +82,7 @@ def resolve(
         idle_seconds=float(env.get("HYPERHIVE_IDLE_SECONDS") or DEFAULT_IDLE_SECONDS),
         agent_role=env.get("HYPERHIVE_AGENT_ROLE") or None,
         default_model=env.get("HYPERHIVE_AGENT_MODEL") or None,
+        work_dir=Path(env.get("HYPERHIVE_AGENT_WORK") or "/work"),
         agents_dir=Path(env.get("HYPERHIVE_AGENTS_DIR") or "/agents")
         if role == "manager"
         else None,

@@ -26,8 +26,9 @@ class ContainerSpec:
     """Everything a backend needs to build and run one agent's container.
 
     Binds (DESIGN §2): ``socket_dir`` → ``/run/hive``, ``claude_dir`` →
-    ``/root/.claude``, ``state_dir`` → ``/state``, and for the manager only
-    ``agents_dir`` → ``/agents`` (read-write). ``config_dir`` holds the applied
+    ``/root/.claude``, ``state_dir`` → ``/state``, ``work_dir`` → ``/work``
+    (the agent's cwd), and for the manager only ``agents_dir`` → ``/agents``
+    (read-write). ``config_dir`` holds the applied
     ``agent.toml`` (and ``agent.nix``); ``config_sha`` names that tree.
     """
 
@@ -46,6 +47,8 @@ class ContainerSpec:
     extra_ro_binds: tuple[Path, ...] = ()
     # The host uid the agent runs as, for backends whose ``agent_uids`` is true.
     uid: int | None = None
+    # The agent's workspace, its cwd (``/work``); None for specs that have none.
+    work_dir: Path | None = None
 
     @property
     def container(self) -> str:
@@ -55,6 +58,8 @@ class ContainerSpec:
     def own_dirs(self) -> tuple[Path, ...]:
         """The host dirs bound read-write into the container: the agent's own."""
         dirs: tuple[Path, ...] = (self.state_dir, self.claude_dir, self.socket_dir)
+        if self.work_dir is not None:
+            dirs += (self.work_dir,)
         if self.role == "manager" and self.agents_dir is not None:
             dirs += (self.agents_dir,)
         return dirs

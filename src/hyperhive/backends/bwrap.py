@@ -51,12 +51,15 @@ from hyperhive.backends.process import ProcessBackend, memory_limit_argv
 
 # Host top-level entries never shown: virtual filesystems get fresh instances,
 # the rest may hold other agents' files or the operator's credentials.
-SKIPPED: Final = frozenset({"proc", "dev", "tmp", "run", "root", "home", "state", "agents"})
+SKIPPED: Final = frozenset(
+    {"proc", "dev", "tmp", "run", "root", "home", "state", "agents", "work"}
+)
+WORK: Final = Path("/work")  # the agent's workspace; whatever the host has there is hidden
 ALWAYS_HIDDEN: Final = (Path("/tmp"), Path("/run"), Path("/root"), Path("/home"))
 DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Kept by bwrap only until setpriv, the sandbox's first command, drops them
 # all: setpriv needs the first three to become the agent's uid and empty its
-# bounding set, and bwrap itself must enter /state (0700, the agent's).
+# bounding set, and bwrap itself must enter /work (0700, the agent's).
 SETPRIV_CAPS: Final = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_OVERRIDE")
 
 
@@ -96,7 +99,7 @@ def bwrap_argv(
 ) -> list[str]:
     """The whole command line; with ``setpriv`` (the core runs as root) the
     agent runs as ``spec.uid`` with no capabilities."""
-    hidden = [*ALWAYS_HIDDEN, *(Path(os.path.realpath(p)) for p in hide)]
+    hidden = [*ALWAYS_HIDDEN, *(Path(os.path.realpath(p)) for p in hide), WORK]
     args = [
         bwrap,
         "--unshare-pid", "--unshare-ipc", "--unshare-uts",
@@ -110,7 +113,11 @@ def bwrap_argv(
     for path in hidden:
         if path == Path("/tmp"):
             args += ["--perms", "01777"]  # the agent's own /tmp, writable by its uid
-        if path in ALWAYS_HIDDEN or not _under(path, ALWAYS_HIDDEN):
+        if path == WORK and spec.work_dir is not None:
+            # Before the harness paths: a checkout of hyperhive under the host's
+            # /work (a developer's) is bound back on top, inside the workspace.
+            args += ["--bind", str(spec.work_dir), str(WORK)]
+        elif path in ALWAYS_HIDDEN or path == WORK or not _under(path, ALWAYS_HIDDEN):
             args += ["--tmpfs", str(path)]
     args += _run_links()
     for path in needed if needed is not None else harness_paths():
@@ -128,7 +135,7 @@ def bwrap_argv(
     args += ["--remount-ro", "/"]
     if not spec.network:
         args.append("--unshare-net")
-    args += ["--chdir", "/state"]
+    args += ["--chdir", "/work" if spec.work_dir is not None else "/state"]
     return [*memory_limit_argv(spec.memory_mb), *args, *_privileges(spec, setpriv)]
 
 
@@ -180,6 +187,7 @@ def sandbox_env(spec: ContainerSpec) -> dict[str, str]:
         "HYPERHIVE_AGENT_NAME": spec.name,
         "HYPERHIVE_AGENT_SOCKET": "/run/hive/mcp.sock",
         "HYPERHIVE_AGENT_STATE": "/state",
+        "HYPERHIVE_AGENT_WORK": "/work" if spec.work_dir is not None else "/state",
         "CLAUDE_CONFIG_DIR": "/root/.claude",
     }
     if spec.role == "manager" and spec.agents_dir is not None:

@@ -135,6 +135,8 @@ def nspawn_flags(spec: ContainerSpec) -> str:
     """The bind mounts of DESIGN §2 (and the memory cap) as nspawn flags."""
     binds = [(spec.socket_dir, "/run/hive"), (spec.claude_dir, "/root/.claude")]
     binds.append((spec.state_dir, "/state"))
+    if spec.work_dir is not None:
+        binds.append((spec.work_dir, "/work"))
     if spec.role == "manager" and spec.agents_dir is not None:
         binds.append((spec.agents_dir, "/agents"))
     flags = [f"--bind={_safe(src)}:{dst}" for src, dst in binds]

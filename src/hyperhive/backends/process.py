@@ -111,6 +111,7 @@ class ProcessBackend:
             "HYPERHIVE_AGENT_NAME": spec.name,
             "HYPERHIVE_AGENT_SOCKET": str(spec.socket_dir / "mcp.sock"),
             "HYPERHIVE_AGENT_STATE": str(spec.state_dir),
+            "HYPERHIVE_AGENT_WORK": str(spec.work_dir or spec.state_dir),
             "CLAUDE_CONFIG_DIR": str(spec.claude_dir),
         }
         if spec.role == "manager" and spec.agents_dir is not None:
@@ -124,7 +125,8 @@ class ProcessBackend:
         return {"PYTHONUNBUFFERED": "1", **base, **spec.env, **self._layout(spec)}
 
     def _cwd(self, spec: ContainerSpec) -> Path | None:
-        return spec.state_dir if spec.state_dir.is_dir() else None
+        cwd = spec.work_dir or spec.state_dir
+        return cwd if cwd.is_dir() else None
 
     def _signal_term(self, pid: int) -> None:
         kill_group(pid, signal.SIGTERM)

@@ -11,12 +11,18 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Final
 
-from hyperhive.errors import BadName, ClientError
+from hyperhive.core.workspace_config import KEYS as WORKSPACE_KEYS
+from hyperhive.core.workspace_config import Workspace, parse_workspace
+from hyperhive.errors import BadConfig, BadName
 from hyperhive.names import MANAGER, OPERATOR, validate_agent_name
+from hyperhive.tool_rules import LISTS as TOOLS_KEYS
+from hyperhive.tool_rules import ToolPolicy, parse_tools
+
+__all__ = ["AgentConfig", "BadConfig", "Sandbox", "default_agent_toml", "parse_agent_toml"]
 
 ALL: Final = "*"
 DEFAULT_ALLOW_SEND: Final = (MANAGER, OPERATOR)
@@ -33,12 +39,8 @@ MODEL_RE: Final = re.compile(r"[!-~]{1,200}")
 # Bind paths reach nspawn's EXTRA_NSPAWN_FLAGS (shell words, ':' separates
 # source and target), so only plain path characters are accepted.
 BIND_RE: Final = re.compile(r"/[A-Za-z0-9._+@/-]*")
-TOP_KEYS: Final = ("role", "model", "allow_send", "sandbox")
+TOP_KEYS: Final = ("role", "model", "allow_send", "sandbox", "tools", "workspace")
 SANDBOX_KEYS: Final = ("network", "memory_mb", "ro_binds")
-
-
-class BadConfig(ClientError):
-    code = "bad_config"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ class AgentConfig:
     model: str | None = None
     allow_send: tuple[str, ...] = DEFAULT_ALLOW_SEND
     sandbox: Sandbox = Sandbox()
+    tools: ToolPolicy = field(default_factory=ToolPolicy)
+    workspace: Workspace = field(default_factory=Workspace)
 
 
 def parse_agent_toml(text: str, *, protected: tuple[str, ...] = PROTECTED) -> AgentConfig:
@@ -72,6 +76,8 @@ def parse_agent_toml(text: str, *, protected: tuple[str, ...] = PROTECTED) -> Ag
     if not isinstance(sandbox, dict):
         raise BadConfig(f"agent.toml: sandbox must be a table (got {_show(sandbox)})")
     _refuse_unknown(sandbox, SANDBOX_KEYS, "sandbox.")
+    tools = _table(data, "tools", TOOLS_KEYS)
+    workspace = _table(data, "workspace", WORKSPACE_KEYS)
     return AgentConfig(
         role=_role(data.get("role")),
         model=_model(data.get("model")),
@@ -81,7 +87,17 @@ def parse_agent_toml(text: str, *, protected: tuple[str, ...] = PROTECTED) -> Ag
             memory_mb=_memory(sandbox.get("memory_mb")),
             ro_binds=_ro_binds(sandbox.get("ro_binds", []), protected),
         ),
+        tools=parse_tools(tools),
+        workspace=parse_workspace(workspace),
     )
+
+
+def _table(data: dict[str, object], name: str, known: tuple[str, ...]) -> dict[str, object]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise BadConfig(f"agent.toml: {name} must be a table (got {_show(table)})")
+    _refuse_unknown(table, known, f"{name}.")
+    return table
 
 
 def default_agent_toml(name: str) -> str:

@@ -36,6 +36,7 @@ NOT_FORWARDED: Final = frozenset(
         "HYPERHIVE_AGENT_NAME",
         "HYPERHIVE_AGENT_SOCKET",
         "HYPERHIVE_AGENT_STATE",
+        "HYPERHIVE_AGENT_WORK",
         "HYPERHIVE_AGENT_PORT",
         "HYPERHIVE_FORWARD_ENV",
         # Agents get only the digest of their own page key instead (hyperhive.tokens).
@@ -79,6 +80,10 @@ class AgentPaths:
     def claude(self) -> Path:
         return self.root / "claude"
 
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
 
 def agent_paths(config: Config, name: str) -> AgentPaths:
     socket = config.agent_socket(name, manager=name == MANAGER)
@@ -100,7 +105,7 @@ def build_spec(
     :class:`BadConfig`, checked on the host as it is now."""
     binds = check_binds(agent.sandbox.ro_binds, forbidden_roots(config.state_dir, config.run_dir))
     paths = agent_paths(config, name)
-    for d in (paths.state, paths.claude, paths.socket_dir):
+    for d in (paths.state, paths.claude, paths.work, paths.socket_dir):
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     manager = name == MANAGER
     module = "hyperhive.manager" if manager else "hyperhive.agent"
@@ -126,6 +131,7 @@ def build_spec(
         memory_mb=agent.sandbox.memory_mb,
         extra_ro_binds=binds,
         uid=uid,
+        work_dir=paths.work,
     )
 
 
