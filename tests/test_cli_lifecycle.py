@@ -132,5 +132,32 @@ def test_kill_9_of_the_core_keeps_agents_approvals_questions_and_messages(
         assert [q["id"] for q in questions["pending"]] == [question["id"]]
         log = json.loads(second.cli("messages", "--agent", "bob", "--json").stdout)
         assert [m["body"] for m in log] == ["survive this"]
+        # The first core's sandboxes outlived it (their init is orphaned, not
+        # killed by --die-with-parent); the second core reaped them before
+        # starting each agent again, so no agent runs twice.
+        assert orphaned_sandboxes(short_dir) == []
+        assert len(sandboxes(short_dir)) == 4  # bob and hm1nd: bwrap and its init each
     finally:
         assert stop_daemon(second) == 0
+    assert sandboxes(short_dir) == []
+
+
+def sandboxes(marker: Path) -> list[tuple[int, int]]:
+    """(pid, ppid) of every bwrap process whose command line names ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"bwrap") and any(str(marker).encode() in a for a in argv):
+            ppid = int(status.split("PPid:")[1].split()[0])
+            found.append((int(entry.name), ppid))
+    return found
+
+
+def orphaned_sandboxes(marker: Path) -> list[int]:
+    return [pid for pid, ppid in sandboxes(marker) if ppid == 1]

@@ -9,6 +9,7 @@ message.
 from __future__ import annotations
 
 import os
+import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Daemon, start_daemon, stop_daemon
+from support.backend_probe import wait_gone
 from support.wire import until_status
 
 KEY = "sk-ant-api03-" + "S3CRET" * 12
@@ -111,3 +113,32 @@ async def test_a_spawned_agents_harness_is_its_own_uid_with_no_capability(hive: 
         socket_dir = hive.run_dir / ("manager" if name == "hm1nd" else f"agents/{name}")
         assert str((socket_dir / "mcp.sock").stat().st_uid) in uids
     assert len(uids) == 2  # bob and hm1nd are not the same user
+
+
+async def test_agents_end_with_a_core_killed_with_9(short_dir: Path) -> None:
+    # bwrap's init outlives its parent; the lifeline pipe is what ends it.
+    os.environ["HYPERHIVE_ENGINE"] = "fake"
+    try:
+        daemon = start_daemon(short_dir / "state", short_dir / "run", "--backend", "bwrap")
+    finally:
+        del os.environ["HYPERHIVE_ENGINE"]
+    assert daemon.cli("spawn", "bob").returncode == 0
+    await until_status(daemon.host_socket, lambda s: {"bob", "hm1nd"} <= set(s["waiting"]))
+    inside = [*harness_pids("bob"), *harness_pids("hm1nd"), *bwrap_pids(short_dir)]
+    assert len(inside) >= 6  # two harnesses, and for each bwrap and its init
+    os.killpg(daemon.proc.pid, signal.SIGKILL)
+    daemon.proc.wait(timeout=10)
+    assert wait_gone(inside, timeout=20) == []
+
+
+def bwrap_pids(marker: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[0].endswith(b"bwrap") and any(str(marker).encode() in a for a in argv):
+                pids.append(int(entry.name))
+    return pids

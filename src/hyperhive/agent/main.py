@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from hyperhive.agent import lifeline
 from hyperhive.agent import settings as agent_settings
 from hyperhive.agent.engine import DeferredEngine, Engine
 from hyperhive.agent.fake_engine import ScriptedEngine
@@ -112,6 +113,7 @@ async def serve(settings: AgentSettings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    lifeline.watch(os.environ, stop.set)
     try:
         running: set[asyncio.Task[Any]] = {asyncio.create_task(stop.wait()), turns}
         if web is None:

@@ -41,6 +41,11 @@ class Child:
     popen: subprocess.Popen[bytes] | None = None  # None when adopted
     pump: asyncio.Task[None] | None = None
     transport: asyncio.BaseTransport | None = field(default=None, repr=False)
+    # A sandbox's own init (pid 1 of its namespace), when the backend learns it:
+    # it can outlive the process we started, and killing it ends the sandbox.
+    sandbox_init: int | None = None
+    # The write end of the pipe whose read end the sandbox watches (agent/lifeline.py).
+    lifeline: int | None = None
 
     @property
     def running(self) -> bool:
@@ -60,7 +65,7 @@ class Child:
 
 
 def _popen(
-    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None, out: int
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None, out: int, keep: Sequence[int]
 ) -> subprocess.Popen[bytes]:
     # Its own session: the core's terminal signals never reach it and the whole
     # group can be signalled at once.
@@ -73,6 +78,7 @@ def _popen(
         cwd=cwd,
         start_new_session=True,
         close_fds=True,
+        pass_fds=tuple(keep),
         # The core's own umask is 077; a sandbox's mount points and the agent's
         # files must stay traversable by the agent's uid.
         umask=0o022,
@@ -108,11 +114,12 @@ async def spawn(
     env: Mapping[str, str],
     cwd: Path | None,
     output: OutputSink,
+    pass_fds: Sequence[int] = (),
 ) -> Child:
     loop = asyncio.get_running_loop()
     read_fd, write_fd = os.pipe()
     try:
-        popen = _popen(argv, env, cwd, write_fd)
+        popen = _popen(argv, env, cwd, write_fd, pass_fds)
     except OSError as exc:
         os.close(read_fd)
         raise BackendError(f"cannot start h-{name}: {argv[0]}: {exc.strerror or exc}") from exc

@@ -94,6 +94,9 @@ class Backend(Protocol):
     # True when the backend runs each agent as its own unprivileged host uid
     # (``ContainerSpec.uid``): the core then hands the agent's files to it.
     agent_uids: bool
+    # True when the container is the boundary (bwrap, nixos): the agent may
+    # then use every built-in tool inside it by default (hyperhive.tool_defaults).
+    isolating: bool
 
     async def create(self, spec: ContainerSpec) -> None:
         """Build the container (not started). Creating an existing one is an error."""

@@ -21,6 +21,16 @@ user would. Run by another user, bwrap itself is unprivileged (a user
 namespace) and already gives the sandbox no capability. ``--new-session``
 keeps the agent off any terminal the core has.
 
+Dying with the core: bwrap's ``--die-with-parent`` takes the outer bwrap down
+with the core, but the sandbox's own init (pid 1 of its namespace) outlives it
+(seen every time here), harness and all, which would then reconnect to the
+next core beside the agent that core starts anew. So every sandbox watches a
+pipe only the core holds open (:mod:`hyperhive.agent.lifeline`) and ends when
+the core does; and bwrap reports its init's pid (``--info-fd``), which the
+record keeps, so a restarted core that still finds one alive (its ``start``,
+``stop``, ``status``) treats it as the container: killing it from the host
+ends the whole namespace.
+
 ``--die-with-parent`` is on: a sandbox outliving its core would be unreachable
 (its output pipe dies with the core, its exit code cannot be collected) and
 systemd would kill it with the core's cgroup anyway. A restarted core starts
@@ -35,7 +45,9 @@ Memory: see :func:`hyperhive.backends.process.memory_limit_argv`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -45,18 +57,19 @@ from pathlib import Path
 from typing import Final
 
 import hyperhive
-from hyperhive.backends._child import descendants, kill_group, kill_tree
-from hyperhive.backends.base import BackendError, ContainerSpec, give_dirs
+from hyperhive.backends._child import Child, descendants, kill_group, kill_tree, spawn
+from hyperhive.backends.base import BackendError, ContainerSpec, OutputSink, give_dirs
 from hyperhive.backends.process import ProcessBackend, memory_limit_argv
 
 # Host top-level entries never shown: virtual filesystems get fresh instances,
 # the rest may hold other agents' files or the operator's credentials.
-SKIPPED: Final = frozenset(
-    {"proc", "dev", "tmp", "run", "root", "home", "state", "agents", "work"}
-)
+SKIPPED: Final = frozenset({"proc", "dev", "tmp", "run", "root", "home", "state", "agents", "work"})
 WORK: Final = Path("/work")  # the agent's workspace; whatever the host has there is hidden
 ALWAYS_HIDDEN: Final = (Path("/tmp"), Path("/run"), Path("/root"), Path("/home"))
 DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+LIFELINE_ENV: Final = "HYPERHIVE_LIFELINE_FD"  # read by hyperhive.agent.lifeline
+INFO_LIMIT: Final = 4096
+INFO_TIMEOUT: Final = 10.0
 # Kept by bwrap only until setpriv, the sandbox's first command, drops them
 # all: setpriv needs the first three to become the agent's uid and empty its
 # bounding set, and bwrap itself must enter /work (0700, the agent's).
@@ -96,12 +109,14 @@ def bwrap_argv(
     bwrap: str = "bwrap",
     needed: Sequence[Path] | None = None,
     setpriv: str | None = None,
+    info_fd: int | None = None,
 ) -> list[str]:
     """The whole command line; with ``setpriv`` (the core runs as root) the
     agent runs as ``spec.uid`` with no capabilities."""
     hidden = [*ALWAYS_HIDDEN, *(Path(os.path.realpath(p)) for p in hide), WORK]
     args = [
         bwrap,
+        *(["--info-fd", str(info_fd)] if info_fd is not None else []),
         "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         "--hostname", spec.container,
         "--die-with-parent", "--new-session",
@@ -154,6 +169,27 @@ def _privileges(spec: ContainerSpec, setpriv: str | None) -> list[str]:
     return ["--cap-drop", "ALL", *keep, "--", *become, "--", *spec.command]
 
 
+async def _sandbox_init(fd: int) -> int | None:
+    """The pid bwrap reports for its sandbox's init on ``--info-fd``, or None."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=INFO_LIMIT, loop=loop)
+    pipe = os.fdopen(fd, "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe
+    )
+    try:
+        # bwrap writes it (in pieces) once the namespace exists, then closes the
+        # fd: read to the end, for closing early would kill bwrap with SIGPIPE.
+        async with asyncio.timeout(INFO_TIMEOUT):
+            data = await reader.read()
+        pid = json.loads(data).get("child-pid")
+    except (TimeoutError, ValueError, AttributeError):
+        return None  # bwrap failed early; its exit says why
+    finally:
+        transport.close()
+    return pid if isinstance(pid, int) and pid > 0 else None
+
+
 def _mount_point_parents(path: Path, hidden: Sequence[Path]) -> list[str]:
     """Traversable dirs leading to a bind inside a hidden (tmpfs) dir.
 
@@ -198,6 +234,7 @@ def sandbox_env(spec: ContainerSpec) -> dict[str, str]:
 
 class BwrapBackend(ProcessBackend):
     name = "bwrap"
+    isolating = True
 
     def __init__(
         self,
@@ -217,13 +254,36 @@ class BwrapBackend(ProcessBackend):
     def _announce(self) -> None:
         pass  # isolated: nothing to warn about
 
-    def _argv(self, spec: ContainerSpec) -> list[str]:
+    def _argv(self, spec: ContainerSpec, info_fd: int | None = None) -> list[str]:
         setpriv = None
         if self.agent_uids:
             setpriv = shutil.which("setpriv")
             if setpriv is None:
                 raise BackendError("setpriv (util-linux) is needed to run agents unprivileged")
-        return bwrap_argv(spec, hide=self._hide, bwrap=self._bwrap, setpriv=setpriv)
+        return bwrap_argv(
+            spec, hide=self._hide, bwrap=self._bwrap, setpriv=setpriv, info_fd=info_fd
+        )
+
+    async def _spawn(self, spec: ContainerSpec, output: OutputSink) -> Child:
+        info, theirs = os.pipe()
+        watched, lifeline = os.pipe()  # the write end never leaves the core
+        env = {**self._env(spec), LIFELINE_ENV: str(watched)}
+        try:
+            argv = self._argv(spec, info_fd=theirs)
+            child = await spawn(
+                spec.name, argv, env, self._cwd(spec), output, pass_fds=(theirs, watched)
+            )
+        except BaseException:
+            os.close(info)
+            os.close(lifeline)
+            raise
+        finally:
+            os.close(theirs)
+            os.close(watched)
+        child.lifeline = lifeline
+        child.exited.add_done_callback(lambda _: os.close(lifeline))
+        child.sandbox_init = await _sandbox_init(info)
+        return child
 
     def _prepare(self, spec: ContainerSpec) -> None:
         if self.agent_uids:

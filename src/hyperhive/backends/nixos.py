@@ -56,6 +56,7 @@ STATES: Final[dict[str, State]] = {"up": "running", "down": "stopped", "gone": "
 
 class NixosBackend:
     name = "nixos"
+    isolating = True
 
     def __init__(
         self,

@@ -89,6 +89,7 @@ def spec_to_json(spec: ContainerSpec) -> dict[str, Any]:
 class ProcessBackend:
     name = "process"
     agent_uids = False
+    isolating = False
 
     def __init__(self, work_dir: Path, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         self._work_dir = work_dir
@@ -137,6 +138,9 @@ class ProcessBackend:
     def _prepare(self, spec: ContainerSpec) -> None:
         """Make the host ready for ``spec`` to start (nothing to do here)."""
 
+    async def _spawn(self, spec: ContainerSpec, output: OutputSink) -> Child:
+        return await spawn(spec.name, self._argv(spec), self._env(spec), self._cwd(spec), output)
+
     # The Backend protocol.
 
     async def create(self, spec: ContainerSpec) -> None:
@@ -162,13 +166,14 @@ class ProcessBackend:
                 log.info("replacing h-%s (pid %d) left by a previous core", spec.name, current.pid)
                 await self._terminate(current)
             self._prepare(spec)
-            child = await spawn(
-                spec.name, self._argv(spec), self._env(spec), self._cwd(spec), output
-            )
+            child = await self._spawn(spec, output)
             self._children[spec.name] = child
             self._last_exit.pop(spec.name, None)
             child.exited.add_done_callback(lambda done: self._note_exit(spec.name, done))
             meta.update(spec=spec_to_json(spec), pid=child.pid, start_time=start_time(child.pid))
+            if child.sandbox_init is not None:
+                init = child.sandbox_init
+                meta.update(sandbox_init=init, sandbox_init_start=start_time(init))
             self._write_meta(spec.name, meta)
 
     async def wait(self, name: str) -> int:
@@ -210,7 +215,12 @@ class ProcessBackend:
             return child
         pid = int(meta["pid"])
         if not alive(pid, meta.get("start_time")):
-            return None
+            # The process we started is gone, but a sandbox's init may have
+            # outlived it (a core killed with -9): that is the one to reap.
+            init = meta.get("sandbox_init")
+            if init is None or not alive(int(init), meta.get("sandbox_init_start")):
+                return None
+            pid = int(init)
         child = adopt(name, pid)
         self._children[name] = child
         return child
