@@ -25,6 +25,7 @@ from hyperhive.core.approvals import (
 )
 from hyperhive.core.proposal import Pin, Staged
 from hyperhive.core.store import open_store
+from hyperhive.core.tool_approvals import ToolApprovals
 from hyperhive.errors import BadName, BadRequest, QuotaExceeded
 
 SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -248,3 +249,25 @@ def test_an_unknown_approval_id_is_a_clear_error(queue: ApprovalQueue) -> None:
     assert raised.value.code == "unknown_approval"
     with pytest.raises(BadRequest, match="approval id must be an integer"):
         queue.get("1")
+
+
+def test_tool_uses_and_other_requests_share_one_pending_cap(
+    conn: sqlite3.Connection, queue: ApprovalQueue
+) -> None:
+    tools = ToolApprovals(conn, Clock())
+    for i in range(MAX_PENDING_PER_REQUESTER - 1):
+        queue.request_spawn(f"a{i}", "hm1nd", "r", None)
+    asked = tools.ask("hm1nd", 0.0, "Bash", {"command": "ls"})
+    assert (asked.decision, asked.created) == ("pending", True)
+    with pytest.raises(QuotaExceeded):
+        queue.request_spawn("late", "hm1nd", "r", None)
+    with pytest.raises(QuotaExceeded):
+        tools.ask("hm1nd", 0.0, "Bash", {"command": "pwd"})
+    # The queue reads a tool use back whole.
+    stored = queue.get(asked.approval.id if asked.approval else 0)
+    assert (stored.kind, stored.tool, stored.input, stored.always) == (
+        "tool_use",
+        "Bash",
+        '{"command":"ls"}',
+        False,
+    )

@@ -18,6 +18,7 @@ from hyperhive.core.approvals import (
     Event,
     Failed,
     IllegalTransition,
+    Kind,
     transition,
 )
 from hyperhive.errors import BadRequest, ClientError
@@ -200,4 +201,72 @@ def test_to_wire_carries_every_field() -> None:
         "finished_at": T0 + 20,
         "tree": None,
         "digest": None,
+        "tool": None,
+        "input": None,
+        "input_json": None,
+        "always": False,
+        "answered_at": None,
     }
+
+
+# -- ToolUse ------------------------------------------------------------------------
+
+
+def tool_use(id: int = 9) -> Approval:
+    return replace(
+        pending(id),
+        kind="tool_use",
+        requester="alice",
+        reason="alice asks to use Bash",
+        sha=None,
+        tool="Bash",
+        input='{"command":"rm -rf build"}',
+    )
+
+
+def test_a_tool_use_approved_once_is_approved_until_the_agent_uses_it() -> None:
+    approved = transition(tool_use(), Approve("operator"), T0 + 1)
+    assert (approved.state, approved.always, approved.finished_at) == ("approved", False, None)
+    used = transition(approved, Applied(), T0 + 2)
+    assert (used.state, used.finished_at) == ("applied", T0 + 2)
+    with pytest.raises(IllegalTransition, match="approval 9 is applied"):
+        transition(used, Applied(), T0 + 3)  # used once, never twice
+
+
+def test_a_tool_use_approved_always_says_so() -> None:
+    approved = transition(tool_use(), Approve("operator", always=True), T0 + 1)
+    assert (approved.state, approved.always) == ("approved", True)
+
+
+@pytest.mark.parametrize("kind", ["spawn", "apply_commit"])
+def test_only_a_tool_use_can_be_approved_always(kind: Kind) -> None:
+    before = replace(tool_use(), kind=kind)
+    with pytest.raises(BadRequest, match="only a tool use can be approved always"):
+        transition(before, Approve("operator", always=True), T0)
+
+
+def test_a_tool_use_never_fails_it_is_run_by_the_agent() -> None:
+    approved = transition(tool_use(), Approve("operator"), T0)
+    with pytest.raises(IllegalTransition, match="is a tool use: it never fails"):
+        transition(approved, Failed("boom"), T0 + 1)
+
+
+def test_a_tool_use_is_denied_with_its_reason_like_any_approval() -> None:
+    denied = transition(tool_use(), Deny("operator", "no deletes today"), T0)
+    assert (denied.state, denied.decision_reason) == ("denied", "no deletes today")
+    with pytest.raises(AlreadyDecided, match="already denied"):
+        transition(denied, Approve("operator"), T0 + 1)
+
+
+def test_deciding_a_used_tool_use_again_says_it_was_used() -> None:
+    used = transition(transition(tool_use(), Approve("operator"), T0), Applied(), T0 + 1)
+    with pytest.raises(AlreadyDecided, match=r"already approved by operator .* and has been used"):
+        transition(used, Deny("operator", "too late"), T0 + 2)
+
+
+def test_a_tool_uses_wire_form_carries_the_tool_and_its_exact_input() -> None:
+    wire = transition(tool_use(), Approve("operator", always=True), T0).to_wire()
+    assert wire["kind"] == "tool_use"
+    assert (wire["tool"], wire["always"]) == ("Bash", True)
+    assert wire["input"] == {"command": "rm -rf build"}
+    assert wire["input_json"] == '{"command":"rm -rf build"}'

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -60,9 +61,12 @@ async def test_agents_show_backend_state_model_link_and_cost_so_far(
     assert bob["stats"]["turns"] == 1 and bob["stats"]["input_tokens"] > 0
     assert bob["stats"]["cost_usd"] == 0.0 and bob["model"] is None
     # The other loopback name (see agent_page_host), with the key to that page alone.
+    # The page is also told where the dashboard is (no key in that), for its approval links.
     bob_key = page_key(swarm.token, "bob")
-    assert bob["url"] == f"http://localhost:{port_for('bob')}/?token={bob_key}"
-    assert rows["hm1nd"]["url"] == f"http://localhost:8000/?token={page_key(swarm.token, 'hm1nd')}"
+    back = "&" + urlencode({"dashboard": swarm.base})
+    assert bob["url"] == f"http://localhost:{port_for('bob')}/?token={bob_key}{back}"
+    hm1nd_key = page_key(swarm.token, "hm1nd")
+    assert rows["hm1nd"]["url"] == f"http://localhost:8000/?token={hm1nd_key}{back}"
     assert rows["hm1nd"]["container"] is None  # an external participant in these tests
     model_file = swarm.hive.config.state_dir / "agents" / "bob" / "state" / "hyperhive-model"
     model_file.write_text("claude-opus-4\n")

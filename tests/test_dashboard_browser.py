@@ -210,7 +210,7 @@ async def test_stop_start_and_a_confirmed_destroy_from_the_agent_row(browsed: Br
     row = page.locator('[data-agent="bob"]')
     badge = row.locator(".badge")
     await expect(badge).to_have_text(RUNNING)
-    page_link = re.compile(r"^http://localhost:\d+/\?token=[0-9a-f]{64}$")
+    page_link = re.compile(r"^http://localhost:\d+/\?token=[0-9a-f]{64}&dashboard=http%3A%2F%2F")
     await expect(row.locator(".name")).to_have_attribute("href", page_link)
     await row.get_by_role("button", name="■ stop").click()
     await expect(badge).to_have_text(re.compile(r"^stopped \d+s$"))

@@ -4,21 +4,26 @@ One long-lived CLI process serves turns while the agent is busy; after
 ``idle_seconds`` without a turn it is closed, and the next turn starts a new
 one that resumes the session by the id kept in ``/state/session-id``. The hive
 tools are an in-process SDK MCP server, granted with ``allowed_tools``, never
-by bypassing permissions.
+by bypassing permissions. The agent's tool policy (from the core) becomes the
+CLI's permission rules and its set of built-in tools; whatever the CLI cannot
+decide from those rules it asks :class:`~hyperhive.agent.permissions.Gate`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import warnings
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from claude_agent_sdk import (
     AssistantMessage,
+    CanUseToolShadowedWarning,
     ClaudeAgentOptions,
     ClaudeSDKClient,
     ClaudeSDKError,
@@ -32,15 +37,18 @@ from claude_agent_sdk import (
 
 from hyperhive.agent.engine import EngineError, EngineEvent
 from hyperhive.agent.login import Credentials
+from hyperhive.agent.permissions import Ask, Gate, core_ask
 from hyperhive.agent.prompts import system_prompt
 from hyperhive.agent.settings import AgentSettings
 from hyperhive.agent.tools import HiveTools, allowed_tools
+from hyperhive.tool_defaults import BUILTINS, INFRASTRUCTURE
+from hyperhive.tool_match import FILE_EDIT, FILE_READ, Where
+from hyperhive.tool_rules import Rule, ToolPolicy
 
 log = logging.getLogger(__name__)
 AUTH_STATUSES: Final = frozenset({401, 403})
 TOOL_RESULT_LIMIT: Final = 4000
 MISSING_SESSION: Final = "No conversation found"
-MANAGER_BUILTINS: Final = ["Read", "Edit", "Write", "Glob", "Grep", "Bash(git:*)"]
 # Forwarded from the harness's environment into the CLI's; nothing else is
 # chosen for it here (the SDK passes the rest of os.environ through).
 FORWARD_PREFIXES: Final = ("ANTHROPIC_", "CLAUDE_CODE_", "CLAUDE_CONFIG_DIR")
@@ -56,6 +64,7 @@ class ClaudeEngine:
         role: str | None = None,
         env: Mapping[str, str] | None = None,
         cli_path: Path | None = None,
+        ask: Ask | None = None,
     ) -> None:
         self._settings = settings
         self._tools = tools
@@ -63,6 +72,8 @@ class ClaudeEngine:
         self._role = role
         self._env = dict(os.environ if env is None else env)
         self._cli_path = cli_path
+        # How the permission gate asks the core about an ``ask`` call (its tool_use op).
+        self._ask = ask or core_ask(settings.socket)
         self._client: ClaudeSDKClient | None = None
         self._model: str | None = None
         self._session: str | None = self._read_session()
@@ -104,11 +115,25 @@ class ClaudeEngine:
                 "type": "preset",
                 "preset": "claude_code",
                 "append": system_prompt(
-                    self._settings.name, self._role, manager=self._settings.role == "manager"
+                    self._settings.name,
+                    self._role,
+                    manager=self._settings.role == "manager",
+                    tools=self._settings.tools,
                 ),
             },
             mcp_servers={"hive": self._tools.sdk_server()},
-            allowed_tools=self._allowed(),
+            # Only the hive server: a workspace's .mcp.json would add others.
+            strict_mcp_config=True,
+            allowed_tools=allowed_tools(self._tools.names),
+            **permission_options(self._settings.tools),
+            can_use_tool=Gate(
+                self._settings.tools,
+                self._ask,
+                Where(cwd=str(self._settings.work_dir), home=self._env.get("HOME") or "/root"),
+            ),
+            # No settings files: a cloned workspace's .claude/settings.json (or
+            # one the agent writes itself) could widen its rules or add hooks.
+            setting_sources=[],
             resume=self._session,
             model=self._model,
             env=env,
@@ -120,13 +145,6 @@ class ClaudeEngine:
             ],
             cli_path=self._cli_path,
         )
-
-    def _allowed(self) -> list[str]:
-        names = allowed_tools(self._tools.names)
-        if self._settings.role == "manager":
-            # The manager edits and commits agents' configs under /agents.
-            names += MANAGER_BUILTINS
-        return names
 
     async def _connected(self) -> ClaudeSDKClient:
         if self._client is None:
@@ -147,7 +165,11 @@ class ClaudeEngine:
 
     async def _connect(self) -> ClaudeSDKClient:
         client = ClaudeSDKClient(self._options())
-        await client.connect()
+        with warnings.catch_warnings():
+            # Whole-tool allow rules never reach can_use_tool, the SDK warns:
+            # that is their point (the CLI runs allowed calls unasked).
+            warnings.simplefilter("ignore", CanUseToolShadowedWarning)
+            await client.connect()
         return client
 
     def _forget_session(self) -> None:
@@ -238,6 +260,35 @@ class ClaudeEngine:
         if client is not None:
             with contextlib.suppress(ClaudeSDKError, OSError):
                 await client.disconnect()
+
+
+def permission_options(policy: ToolPolicy) -> dict[str, Any]:
+    """The CLI's side of ``policy``: its permission rules, and its built-in tools.
+
+    The rules go in as flag settings rather than ``--allowedTools``, whose
+    tokenizer splits on commas and parentheses a specifier may hold. A built-in
+    that no allow or ask rule names is not offered at all: the CLI would run
+    some calls of it unasked (reading in the cwd, read-only shell commands).
+    """
+
+    def texts(rules: tuple[Rule, ...] | None) -> list[str]:
+        return [str(r) for r in rules or ()]
+
+    offered: set[str] = set(INFRASTRUCTURE)
+    for rule in (*(policy.allow or ()), *(policy.ask or ())):
+        family = {"Edit": FILE_EDIT, "Read": FILE_READ}.get(rule.tool, {rule.tool})
+        offered |= family if rule.specifier is not None else {rule.tool}
+    settings = {
+        "permissions": {
+            "allow": texts(policy.allow),
+            "ask": texts(policy.ask),
+            "deny": texts(policy.deny),
+        }
+    }
+    return {
+        "tools": [t for t in BUILTINS if t in offered or (t == "Agent" and "Task" in offered)],
+        "settings": json.dumps(settings),
+    }
 
 
 def _assistant_block(block: object) -> EngineEvent | None:

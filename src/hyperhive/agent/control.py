@@ -36,6 +36,9 @@ class AgentEvent:
       tool_use       {id: str, name: str, input: dict}                     (engine)
       tool_result    {tool_use_id: str, content: str, is_error: bool}      (engine)
       result         {is_error: bool, text: str, cost_usd, usage, session_id, duration_ms}
+      tool_approval  {approval: int | None, tool: str, input: dict, decision: "pending" |
+                      "allow" | "deny" | "approved" | "denied", message: str, always: bool,
+                      rule: int | None}   (a tool use and the operator: agent/tool_requests.py)
     """
 
     id: int

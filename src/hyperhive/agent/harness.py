@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from hyperhive.agent import tool_requests
 from hyperhive.agent.control import AgentEvent, CommandResult, Status
 from hyperhive.agent.engine import Engine, EngineError, NotLoggedIn
 from hyperhive.agent.history import History
@@ -126,6 +127,7 @@ class Harness:
             if got is None:
                 continue
             message = got["message"]
+            self._note_decision(message)
             work = Work(wake_prompt(self.settings.name, message), "message", message)
             self._queue.put_nowait(work)
             await work.done.wait()
@@ -189,6 +191,16 @@ class Harness:
                 "session_id": result.get("session_id") or self.engine.session_id,
             },
         )
+
+    def note_tool_request(self, tool: str, tool_input: dict[str, Any], answer: object) -> None:
+        """The core's answer to one ``tool_use`` ask, into the history, so the page shows
+        what waits for the operator (see :mod:`hyperhive.agent.tool_requests`)."""
+        tool_requests.recorder(self._history)(tool, tool_input, answer)
+
+    def _note_decision(self, message: dict[str, Any]) -> None:
+        data = tool_requests.from_decision(self.settings.name, message)
+        if data is not None:
+            self._history.publish(tool_requests.KIND, data)
 
     def _set_state(self, **facts: bool) -> None:
         changed = self._state.update(self._clock(), **facts)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from hyperhive.agent import lifeline
+from hyperhive.agent import lifeline, tool_requests
 from hyperhive.agent import settings as agent_settings
 from hyperhive.agent.engine import DeferredEngine, Engine
 from hyperhive.agent.fake_engine import ScriptedEngine
@@ -28,15 +28,17 @@ from hyperhive.agent.history import History
 from hyperhive.agent.login import Credentials, SetupTokenFlow
 from hyperhive.agent.page_access import PageAccess, page_access
 from hyperhive.agent.settings import AgentSettings, Role
+from hyperhive.agent.tool_requests import Note
 from hyperhive.agent.tools import HiveTools, serve_stdio
 from hyperhive.errors import HiveError
 
 log = logging.getLogger("hive-ag3nt")
 
 
-def _claude_engine(settings: AgentSettings, credentials: Credentials) -> Engine:
+def _claude_engine(settings: AgentSettings, credentials: Credentials, note: Note) -> Engine:
     def build() -> Engine:
         from hyperhive.agent.claude import ClaudeEngine
+        from hyperhive.agent.permissions import core_ask
 
         tools = HiveTools(settings.socket, settings.role)
         # nixpkgs' claude-code in a NixOS container; else the wheel's bundled CLI.
@@ -47,12 +49,15 @@ def _claude_engine(settings: AgentSettings, credentials: Credentials) -> Engine:
             credentials,
             role=settings.agent_role,
             cli_path=Path(cli) if cli else None,
+            # Every answer about a call that waits for the operator also goes to the
+            # history, so the agent's page shows what waits.
+            ask=tool_requests.noting(core_ask(settings.socket), note),
         )
 
     return DeferredEngine(build)
 
 
-def _fake_engine(settings: AgentSettings, credentials: Credentials) -> Engine:
+def _fake_engine(settings: AgentSettings, credentials: Credentials, note: Note) -> Engine:
     return ScriptedEngine()
 
 
@@ -70,7 +75,7 @@ def claude_cli() -> str:
 
 
 # Engines by name, as backends are: "fake" echoes, for demos and benchmarks.
-ENGINES: Final[dict[str, Callable[[AgentSettings, Credentials], Engine]]] = {
+ENGINES: Final[dict[str, Callable[[AgentSettings, Credentials, Note], Engine]]] = {
     "claude": _claude_engine,
     "fake": _fake_engine,
 }
@@ -98,7 +103,7 @@ async def serve(settings: AgentSettings) -> int:
     access = page_access(settings.name, settings.state_dir, os.environ)
     credentials = Credentials(settings.claude_dir, os.environ)
     history = History(settings.history_db, secrets=credentials.secrets)
-    engine = ENGINES[settings.engine](settings, credentials)
+    engine = ENGINES[settings.engine](settings, credentials, tool_requests.recorder(history))
     setup = SetupTokenFlow(
         [claude_cli(), "setup-token"],
         {**os.environ, "CLAUDE_CONFIG_DIR": str(settings.claude_dir)},

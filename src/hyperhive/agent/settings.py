@@ -4,13 +4,18 @@ container layout of DESIGN §2 (``/run/hive/mcp.sock``, ``/state``, ``/root/.cla
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Final, Literal
 
+from hyperhive.errors import BadConfig
 from hyperhive.names import MANAGER, validate_agent_name
+from hyperhive.tool_defaults import defaults
+from hyperhive.tool_rules import ToolPolicy
 
 Role = Literal["agent", "manager"]
 MANAGER_PORT: Final = 8000
@@ -42,6 +47,9 @@ class AgentSettings:
     default_model: str | None = None  # agent.toml's model, unless /model overrides
     agents_dir: Path | None = None  # the manager's view of every agent's config repo
     work_dir: Path = Path("/work")  # the agent's workspace and cwd
+    # The effective tool policy, from the core; a harness run by hand gets
+    # the no-isolation default (see hyperhive.tool_defaults).
+    tools: ToolPolicy = field(default_factory=partial(defaults, isolated=False, manager=False))
 
     @property
     def history_db(self) -> Path:
@@ -86,4 +94,19 @@ def resolve(
         agents_dir=Path(env.get("HYPERHIVE_AGENTS_DIR") or "/agents")
         if role == "manager"
         else None,
+        tools=tool_policy(env.get("HYPERHIVE_TOOL_POLICY"), manager=role == "manager"),
     )
+
+
+def tool_policy(raw: str | None, *, manager: bool) -> ToolPolicy:
+    """``HYPERHIVE_TOOL_POLICY`` (the core's completed policy), checked strictly."""
+    if raw is None:
+        return defaults(isolated=False, manager=manager)
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BadConfig("HYPERHIVE_TOOL_POLICY is not JSON") from None
+    policy = ToolPolicy.from_wire(data)
+    if None in (policy.allow, policy.ask, policy.deny):
+        raise BadConfig("HYPERHIVE_TOOL_POLICY must give all of allow, ask and deny")
+    return policy

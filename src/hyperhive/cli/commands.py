@@ -7,7 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hyperhive.cli import render
+from hyperhive.cli import render, render_work
 from hyperhive.client import Client
 from hyperhive.errors import HiveError
 
@@ -29,12 +29,18 @@ async def _status(client: Client, args: argparse.Namespace) -> Shown:
 
 
 async def _agents(client: Client, args: argparse.Namespace) -> Shown:
-    if args.agents_command == "add":
+    words: list[str] = args.words
+    if len(words) == 2 and words[0] == "add":
         extra = {}
         if args.allow_send is not None:
             extra["allow_send"] = [a.strip() for a in args.allow_send.split(",") if a.strip()]
-        added = await client.call("agent_add", name=args.name, **extra)
+        added = await client.call("agent_add", name=words[1], **extra)
         return added, lambda a: f"added {a['name']} (socket {a['socket']})"
+    if len(words) > 1 or args.allow_send is not None:
+        raise HiveError("usage: hive agents [NAME | add NAME [--allow-send A,B]]")
+    if words:
+        found = await client.call("agents", name=words[0])
+        return found[0], render.agent
     return await client.call("agents"), render.agents
 
 
@@ -84,6 +90,12 @@ async def _logs(client: Client, args: argparse.Namespace) -> Shown:
     return await client.call("logs", name=args.name, lines=args.lines), "\n".join
 
 
+async def _work(client: Client, args: argparse.Namespace) -> Shown:
+    if args.fetch:
+        return await client.call("work_fetch", name=args.name), render_work.fetched
+    return await client.call("work", name=args.name), render_work.work
+
+
 async def _approvals(client: Client, args: argparse.Namespace) -> Shown:
     return await client.call("approvals", limit=args.limit), render.approvals
 
@@ -93,11 +105,22 @@ async def _approval(client: Client, args: argparse.Namespace) -> Shown:
 
 
 async def _approve(client: Client, args: argparse.Namespace) -> Shown:
-    return await client.call("approve", id=args.id), render.decided
+    extra = {"always": True} if args.always else {}
+    return await client.call("approve", id=args.id, **extra), render.decided
 
 
 async def _deny(client: Client, args: argparse.Namespace) -> Shown:
     return await client.call("deny", id=args.id, reason=args.reason), render.decided
+
+
+async def _rules(client: Client, args: argparse.Namespace) -> Shown:
+    extra = {"agent": args.agent} if args.agent else {}
+    return await client.call("tool_rules", **extra), render.rules
+
+
+async def _revoke(client: Client, args: argparse.Namespace) -> Shown:
+    done = await client.call("revoke_rule", id=args.rule_id)
+    return done, lambda r: f"revoked rule #{r['id']}: {r['agent']} {r['tool']} asks again"
 
 
 async def _questions(client: Client, args: argparse.Namespace) -> Shown:
@@ -130,8 +153,11 @@ _COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Shown]]] =
     "logs": _logs,
     "approvals": _approvals,
     "approval": _approval,
+    "work": _work,
     "approve": _approve,
     "deny": _deny,
+    "rules": _rules,
+    "revoke": _revoke,
     "questions": _questions,
     "answer": _answer,
     "dashboard-url": _dashboard_url,

@@ -30,11 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=text, description=text)
 
     command("status", "daemon status")
-    agents = command("agents", "list or add agents")
-    agents_sub = agents.add_subparsers(dest="agents_command")
-    add = agents_sub.add_parser("add", parents=[common], help="register an agent (no container)")
-    add.add_argument("name")
-    add.add_argument("--allow-send", help="comma-separated names this agent may message")
+    agents = command(
+        "agents", "list agents; NAME: one agent, with its tool policy; add NAME: register one"
+    )
+    # Words rather than subcommands: "hive agents bob" must not be an unknown subcommand.
+    agents.add_argument("words", nargs="*", metavar="NAME | add NAME")
+    agents.add_argument("--allow-send", help="add: comma-separated names this agent may message")
     send = command("send", "message an agent as the operator")
     send.add_argument("--to", required=True)
     send.add_argument("body", help="the message; '-' reads standard input")
@@ -62,13 +63,27 @@ def build_parser() -> argparse.ArgumentParser:
     logs = command("logs", "an agent container's recent output")
     logs.add_argument("name")
     logs.add_argument("--lines", type=int, default=200)
+    work = command("work", "an agent's workspace: its branch, commits, diffstat and diff")
+    work.add_argument("name")
+    work.add_argument(
+        "--fetch", action="store_true", help="bring its branch into the host repo as hive/NAME"
+    )
     approvals = command("approvals", "pending and recent approvals")
     approvals.add_argument("--limit", type=int, default=20)
     command("approval", "one approval, with its config diff").add_argument("id", type=int)
-    command("approve", "approve a pending request").add_argument("id", type=int)
+    approve = command("approve", "approve a pending request")
+    approve.add_argument("id", type=int)
+    approve.add_argument(
+        "--always", action="store_true", help="a tool use: also allow every identical call"
+    )
     deny = command("deny", "deny a pending request")
     deny.add_argument("id", type=int)
     deny.add_argument("--reason", required=True)
+    rules = command("rules", "the tool uses approved always (active and revoked)")
+    rules.add_argument("agent", nargs="?", help="only this agent's")
+    command("revoke", "revoke a tool rule: identical calls ask again").add_argument(
+        "rule_id", type=int
+    )
     questions = command("questions", "the manager's questions")
     questions.add_argument("--limit", type=int, default=20)
     answer = command("answer", "answer a question (several values for a checkbox question)")

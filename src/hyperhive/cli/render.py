@@ -7,6 +7,7 @@ characters in them (clear the screen, set the title, OSC 52 writes the clipboard
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Sequence
@@ -54,23 +55,42 @@ def clock(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
+def _agent_state(a: dict[str, Any]) -> str:
+    c = a.get("container")
+    if not c:
+        return "external"
+    return f"{c['state']} ({c['last_error']})" if c.get("last_error") else str(c["state"])
+
+
 def agents(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no agents"
-
-    def state(a: dict[str, Any]) -> str:
-        c = a.get("container")
-        if not c:
-            return "external"
-        return f"{c['state']} ({c['last_error']})" if c.get("last_error") else str(c["state"])
-
     return table(
         [
-            (a["name"], a["role"], state(a), a["allow_send"], a["pending"], a["socket"])
+            (a["name"], a["role"], _agent_state(a), a["allow_send"], a["pending"], a["socket"])
             for a in rows
         ],
         ("NAME", "ROLE", "STATE", "ALLOW_SEND", "PENDING", "SOCKET"),
     )
+
+
+def agent(a: dict[str, Any]) -> str:
+    """One agent, with the tool policy its container runs with."""
+    lines = [
+        inline(f"{a['name']} ({a['role']}) — {_agent_state(a)}"),
+        inline(f"allow_send {_cell(a['allow_send'])}"),
+        inline(f"pending    {a['pending']}"),
+        inline(f"socket     {a['socket']}"),
+    ]
+    tools = a.get("tools")
+    if not tools:
+        lines.append("tools      - (no container: its own harness decides)")
+        return "\n".join(lines)
+    lines.append("tools:")
+    for key in ("allow", "ask", "deny"):
+        default = " (default)" if tools["default"][key] else ""
+        lines.append(inline(f"  {key:<5}{default} {_cell(tools[key])}"))
+    return "\n".join(lines)
 
 
 def messages(rows: list[dict[str, Any]]) -> str:
@@ -143,15 +163,31 @@ def container(c: dict[str, Any]) -> str:
 def approvals(a: dict[str, Any]) -> str:
     def rows(items: list[dict[str, Any]]) -> list[tuple[object, ...]]:
         return [
-            (x["id"], x["kind"], x["agent"], x["requester"], x["state"], _short(x["reason"], 50))
+            (x["id"], x["kind"], x["agent"], x["requester"], x["state"], _short(_what(x), 50))
             for x in items
         ]
 
     headers = ("ID", "KIND", "AGENT", "BY", "STATE", "REASON")
     parts = ["pending:", table(rows(a["pending"]), headers) if a["pending"] else "  none"]
+    # A tool use is decided on its exact input: show every pending one whole.
+    for x in a["pending"]:
+        if x["kind"] == "tool_use":
+            parts += ["", inline(f"tool use #{x['id']} by {x['agent']}: {x['tool']}")]
+            parts.append(tool_input(x["input_json"]))
     if a["decided"]:
         parts += ["", "decided:", table(rows(a["decided"]), headers)]
     return "\n".join(parts)
+
+
+def _what(x: dict[str, Any]) -> str:
+    if x["kind"] == "tool_use":
+        return f"{x['tool']} {x['input_json']}"
+    return str(x["reason"])
+
+
+def tool_input(text: str) -> str:
+    """A tool's input as the operator reads it: indented JSON, every string escaped."""
+    return json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def approval(a: dict[str, Any]) -> str:
@@ -161,6 +197,8 @@ def approval(a: dict[str, Any]) -> str:
     ]
     if a.get("sha"):
         lines.append(inline(f"commit {a['sha']}"))
+    if a["kind"] == "tool_use":
+        lines.append(inline(f"tool {a['tool']}" + (" (approved always)" if a["always"] else "")))
     if a.get("tree"):
         lines.append(inline(f"tree {a['tree']} (what approving applies; sha256 {a['digest']})"))
     if a.get("decision_reason"):
@@ -169,12 +207,33 @@ def approval(a: dict[str, Any]) -> str:
         lines.append(inline(f"error: {a['error']}"))
     if "diff" in a:
         lines += ["", a["diff"] or "(no changes)"]
+    if a.get("input_json") is not None:
+        lines += ["", "input:", tool_input(a["input_json"])]
     return "\n".join(lines)
 
 
 def decided(a: dict[str, Any]) -> str:
     error = f": {a['error']}" if a.get("error") else ""
+    if a["kind"] == "tool_use" and a["state"] != "denied":
+        once = "every identical call from now on" if a["always"] else "its next identical call"
+        return inline(f"approval #{a['id']} {a['state']}: {a['agent']} may run {once}")
     return f"approval #{a['id']} {a['state']}{error}"
+
+
+def rules(items: list[dict[str, Any]]) -> str:
+    """One line per rule, its input whole: what an agent may run without asking."""
+    if not items:
+        return "no tool rules"
+
+    def line(r: dict[str, Any]) -> str:
+        since = f"since {clock(r['created_at'])}"
+        state = f"revoked {clock(r['revoked_at'])}" if r["revoked_at"] else "active"
+        origin = f" (approval #{r['approval_id']})" if r["approval_id"] else ""
+        return inline(
+            f"#{r['id']} {r['agent']} {r['tool']} {r['input_json']} — {state}, {since}{origin}"
+        )
+
+    return "\n".join(line(r) for r in items)
 
 
 def questions(q: dict[str, Any]) -> str:

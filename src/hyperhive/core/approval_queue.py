@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Final
 
 from hyperhive.core.agent_config import parse_agent_toml
@@ -41,7 +42,8 @@ MAX_RECENT: Final = 1000
 MAX_PENDING_PER_REQUESTER: Final = 20
 COLUMNS: Final = (
     "id, kind, agent, requester, reason, sha, config, state, decided_by, "
-    "decision_reason, error, created_at, decided_at, finished_at, tree, digest, diff"
+    "decision_reason, error, created_at, decided_at, finished_at, tree, digest, diff, "
+    "tool, input, always, answered_at"
 )
 
 
@@ -83,14 +85,14 @@ class ApprovalQueue:
         ).fetchone()
         if row is None:
             raise UnknownApproval(f"no approval with id {approval_id}")
-        return _from_row(row)
+        return from_row(row)
 
     def pending(self) -> list[Approval]:
         """Every pending approval, oldest first: the order they should be decided in."""
         rows = self._conn.execute(
             f"SELECT {COLUMNS} FROM approvals WHERE state = 'pending' ORDER BY id"
         )
-        return [_from_row(r) for r in rows]
+        return [from_row(r) for r in rows]
 
     def recent(self, limit: int = 50) -> list[Approval]:
         """The ``limit`` newest approvals in any state, newest first."""
@@ -99,7 +101,7 @@ class ApprovalQueue:
         rows = self._conn.execute(
             f"SELECT {COLUMNS} FROM approvals ORDER BY id DESC LIMIT ?", (limit,)
         )
-        return [_from_row(r) for r in rows]
+        return [from_row(r) for r in rows]
 
     def save(self, approval: Approval, previous: ApprovalState | None = None) -> Approval:
         """Store a transition made by :func:`~hyperhive.core.approvals.transition`.
@@ -155,7 +157,7 @@ class ApprovalQueue:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._refuse_duplicate(kind, agent, sha)
-            self._refuse_over_quota(requester)
+            refuse_over_quota(self._conn, requester)
             kept: tuple[str | None, ...] = (None, None, None)
             if staged is not None:
                 kept = (staged.pin.tree, staged.pin.digest, staged.diff)
@@ -171,17 +173,6 @@ class ApprovalQueue:
         assert cursor.lastrowid is not None
         return self.get(cursor.lastrowid)
 
-    def _refuse_over_quota(self, requester: str) -> None:
-        (count,) = self._conn.execute(
-            "SELECT count(*) FROM approvals WHERE state = 'pending' AND requester = ?",
-            (requester,),
-        ).fetchone()
-        if count >= MAX_PENDING_PER_REQUESTER:
-            raise QuotaExceeded(
-                f"{requester} has {count} approvals waiting for the operator, the most it may"
-                " have; wait for decisions before asking again"
-            )
-
     def _refuse_duplicate(self, kind: Kind, agent: str, sha: str | None) -> None:
         row = self._conn.execute(
             "SELECT id FROM approvals WHERE state = 'pending' AND kind = ? AND agent = ? "
@@ -193,5 +184,20 @@ class ApprovalQueue:
             raise DuplicateRequest(f"a {what} is already waiting for approval (#{row[0]})")
 
 
-def _from_row(row: tuple[Any, ...]) -> Approval:
-    return Approval(*row)
+def refuse_over_quota(conn: sqlite3.Connection, requester: str) -> None:
+    """Every kind counts, ToolUse too: one cap on what a requester keeps waiting."""
+    (count,) = conn.execute(
+        "SELECT count(*) FROM approvals WHERE state = 'pending' AND requester = ?",
+        (requester,),
+    ).fetchone()
+    if count >= MAX_PENDING_PER_REQUESTER:
+        raise QuotaExceeded(
+            f"{requester} has {count} approvals waiting for the operator, the most it may"
+            " have; wait for decisions before asking again"
+        )
+
+
+def from_row(row: tuple[Any, ...]) -> Approval:
+    approval = Approval(*row)
+    # sqlite keeps ``always`` as 0 or 1.
+    return replace(approval, always=bool(approval.always))

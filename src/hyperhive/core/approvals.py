@@ -6,6 +6,11 @@ An approval is decided once by a person and finished once by the core::
                                   --failed---> failed
     pending --deny-----> denied
 
+For a ToolUse (the agent asks to run one tool with one exact input) ``applied``
+means the agent has used it: an approval covers one call, so it is consumed
+once; approving "always" records a rule (the core does) and the approval counts
+as used at once. A ToolUse never fails: it is run by the agent, not the core.
+
 :func:`transition` is the only way to move an approval; the queue stores what
 it returns (compare-and-set on :data:`PREVIOUS_STATE`), so the rules live here
 and are tested by feeding events, not by driving a daemon.
@@ -13,16 +18,17 @@ and are tested by feeding events, not by driving a daemon.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, replace
 from typing import Final, Literal, assert_never
 
 from hyperhive.errors import BadRequest, ClientError, HiveError
 
-Kind = Literal["spawn", "apply_commit"]
+Kind = Literal["spawn", "apply_commit", "tool_use"]
 ApprovalState = Literal["pending", "approved", "applied", "failed", "denied"]
 
-KINDS: Final[tuple[Kind, ...]] = ("spawn", "apply_commit")
+KINDS: Final[tuple[Kind, ...]] = ("spawn", "apply_commit", "tool_use")
 STATES: Final[tuple[ApprovalState, ...]] = ("pending", "approved", "applied", "failed", "denied")
 MAX_REASON: Final = 2000
 # A failure message comes from the core (a backend's stderr, say); it is cut,
@@ -56,6 +62,8 @@ class IllegalTransition(HiveError):
 @dataclass(frozen=True, slots=True)
 class Approve:
     by: str
+    # ToolUse only: every future call with the same tool and input is allowed too.
+    always: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +106,12 @@ class Approval:
     tree: str | None = None
     digest: str | None = None
     diff: str | None = None
+    # A ToolUse's tool and its input as canonical JSON (what the operator approves, byte
+    # for byte); ``answered_at``: when the agent was told of the decision.
+    tool: str | None = None
+    input: str | None = None
+    always: bool = False
+    answered_at: float | None = None
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -117,6 +131,12 @@ class Approval:
             "finished_at": self.finished_at,
             "tree": self.tree,
             "digest": self.digest,
+            "tool": self.tool,
+            # The object for programs, and the exact canonical text that was approved.
+            "input": None if self.input is None else json.loads(self.input),
+            "input_json": self.input,
+            "always": self.always,
+            "answered_at": self.answered_at,
         }
 
 
@@ -138,9 +158,17 @@ def _validate_by(by: object) -> str:
 def transition(approval: Approval, event: Event, now: float) -> Approval:
     """Return ``approval`` after ``event`` at time ``now``, or raise if not allowed."""
     match event:
-        case Approve(by=by):
+        case Approve(by=by, always=always):
             _require_pending(approval)
-            return replace(approval, state="approved", decided_by=_validate_by(by), decided_at=now)
+            if always and approval.kind != "tool_use":
+                raise BadRequest(
+                    f"approval {approval.id} is a {approval.kind}: only a tool use can be "
+                    "approved always"
+                )
+            decided_by = _validate_by(by)
+            return replace(
+                approval, state="approved", decided_by=decided_by, decided_at=now, always=always
+            )
         case Deny(by=by, reason=reason):
             _require_pending(approval)
             return replace(
@@ -155,6 +183,8 @@ def transition(approval: Approval, event: Event, now: float) -> Approval:
             return replace(approval, state="applied", finished_at=now)
         case Failed(error=error):
             _require_approved(approval, "failed")
+            if approval.kind == "tool_use":
+                raise IllegalTransition(f"approval {approval.id} is a tool use: it never fails")
             text = error.strip() or "unknown error"
             if len(text) > MAX_ERROR:
                 text = text[: MAX_ERROR - 1] + "…"
@@ -167,7 +197,9 @@ def already_decided(approval: Approval) -> AlreadyDecided:
     verb = "denied" if approval.state == "denied" else "approved"
     when = "an unknown time" if approval.decided_at is None else _iso(approval.decided_at)
     message = f"approval {approval.id} was already {verb} by {approval.decided_by} at {when}"
-    if approval.state == "applied":
+    if approval.state == "applied" and approval.kind == "tool_use":
+        message += " and has been used"
+    elif approval.state == "applied":
         message += " and has been applied"
     elif approval.state == "failed":
         message += " and failed to apply"

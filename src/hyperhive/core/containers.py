@@ -8,6 +8,7 @@ hyperhive rev and applied config sha it was built from, and its last error.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import sys
 import time
@@ -23,6 +24,7 @@ from hyperhive.core.agent_config import AgentConfig
 from hyperhive.core.binds import check_binds, forbidden_roots
 from hyperhive.names import MANAGER
 from hyperhive.tokens import key_digest, page_key
+from hyperhive.tool_defaults import effective
 
 Desired = Literal["running", "stopped"]
 FORWARD_PREFIXES: Final = ("ANTHROPIC_", "CLAUDE_CODE_", "HYPERHIVE_")
@@ -38,6 +40,7 @@ NOT_FORWARDED: Final = frozenset(
         "HYPERHIVE_AGENT_STATE",
         "HYPERHIVE_AGENT_WORK",
         "HYPERHIVE_AGENT_PORT",
+        "HYPERHIVE_TOOL_POLICY",
         "HYPERHIVE_FORWARD_ENV",
         # Agents get only the digest of their own page key instead (hyperhive.tokens).
         "HYPERHIVE_OPERATOR_TOKEN",
@@ -100,6 +103,7 @@ def build_spec(
     operator_token: str | None = None,
     *,
     uid: int | None = None,
+    isolated: bool = False,
 ) -> ContainerSpec:
     """The spec to run ``name`` on; a bind that leads somewhere forbidden is
     :class:`BadConfig`, checked on the host as it is now."""
@@ -109,7 +113,8 @@ def build_spec(
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     manager = name == MANAGER
     module = "hyperhive.manager" if manager else "hyperhive.agent"
-    extra = {"HYPERHIVE_AGENT_NAME": name}
+    tools = effective(agent.tools, isolated=isolated, manager=manager)
+    extra = {"HYPERHIVE_AGENT_NAME": name, "HYPERHIVE_TOOL_POLICY": json.dumps(tools.to_wire())}
     if operator_token:
         extra["HYPERHIVE_PAGE_KEY_DIGEST"] = key_digest(page_key(operator_token, name))
     if agent.role:

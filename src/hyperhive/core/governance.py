@@ -1,7 +1,8 @@
 """The human in the loop: approvals the manager requests and the operator
-decides, and questions the manager asks and the operator answers.
+decides, tool uses agents ask for (:mod:`hyperhive.core.tool_approvals`), and
+questions the manager asks and the operator answers.
 
-Every decision and answer reaches the manager's inbox as a core event
+Every decision and answer reaches the requester's inbox as a core event
 (``approval_decided``, ``operator_answered``) and the bus, so the dashboard
 and ``hive tail`` see it too.
 """
@@ -19,6 +20,8 @@ from hyperhive.core.binds import check_binds, forbidden_roots
 from hyperhive.core.git import ConfigRepoError
 from hyperhive.core.proposal import Pin
 from hyperhive.core.questions import Question, QuestionBook
+from hyperhive.core.tool_approvals import ToolAnswer, ToolApprovals, ToolRule, preview
+from hyperhive.core.workspace_repo import check_host_repo
 from hyperhive.errors import AlreadyExists, HiveError
 from hyperhive.names import validate_agent_name
 
@@ -41,6 +44,7 @@ class Governance:
         self._hive = hive
         self.queue = ApprovalQueue(hive.conn)
         self.book = QuestionBook(hive.conn)
+        self.tools = ToolApprovals(hive.conn)
 
     # -- approvals --------------------------------------------------------------
 
@@ -70,12 +74,18 @@ class Governance:
 
     def _check_binds(self, agent: AgentConfig) -> None:
         config = self._hive.config
-        check_binds(agent.sandbox.ro_binds, forbidden_roots(config.state_dir, config.run_dir))
+        forbidden = forbidden_roots(config.state_dir, config.run_dir)
+        check_binds(agent.sandbox.ro_binds, forbidden)
+        if agent.workspace.repo is not None:
+            check_host_repo(agent.workspace, forbidden)  # a real repository, nowhere forbidden
 
     def approvals(self, limit: int) -> dict[str, Any]:
         return {
             "pending": [a.to_wire() for a in self.queue.pending()],
-            "decided": [a.to_wire() for a in self.queue.recent(limit) if a.state != "pending"],
+            # The history previews tool inputs: 500 whole ones could be 100 MiB.
+            "decided": [
+                preview(a.to_wire()) for a in self.queue.recent(limit) if a.state != "pending"
+            ],
         }
 
     async def show(self, approval_id: int) -> dict[str, Any]:
@@ -90,9 +100,11 @@ class Governance:
                 wire["diff_error"] = "this request predates verified staging; ask for it again"
         return wire
 
-    async def approve(self, approval_id: int, by: str) -> Approval:
+    async def approve(self, approval_id: int, by: str, always: bool = False) -> Approval:
         pending = self.queue.get(approval_id)
-        approved = self._save(pending, transition(pending, Approve(by), time.time()))
+        if pending.kind == "tool_use":
+            return self._approve_tool_use(pending, by, always)
+        approved = self._save(pending, transition(pending, Approve(by, always), time.time()))
         self._publish("approval_decided", approved)
         try:
             if approved.kind == "spawn":
@@ -108,6 +120,34 @@ class Governance:
         self._tell_requester(done)
         self._publish("approval_decided", done)
         return done
+
+    def _approve_tool_use(self, pending: Approval, by: str, always: bool) -> Approval:
+        # Nothing to run here: the agent runs the tool when it calls again, woken by this.
+        done, rule = self.tools.approve(pending, by, always)
+        self._tell_requester(done)
+        self._publish("approval_decided", done)
+        if rule is not None:
+            self._hive.bus.publish({"type": "rule_added", "rule": rule.to_wire()})
+        return done
+
+    # -- tool uses ----------------------------------------------------------------
+
+    def tool_use(self, agent: str, tool: object, given: object) -> ToolAnswer:
+        since = self._hive.registry.get(agent).created_at
+        answer = self.tools.ask(agent, since, tool, given)
+        if answer.created and answer.approval is not None:
+            self._publish("approval_requested", answer.approval)
+        return answer
+
+    def tool_rules(self, agent: str | None, limit: int) -> list[ToolRule]:
+        if agent is not None:
+            agent = validate_agent_name(agent)
+        return self.tools.rules(agent, limit)
+
+    def revoke_rule(self, rule_id: int) -> ToolRule:
+        revoked = self.tools.revoke(rule_id)
+        self._hive.bus.publish({"type": "rule_revoked", "rule": revoked.to_wire()})
+        return revoked
 
     async def deny(self, approval_id: int, by: str, reason: str) -> Approval:
         pending = self.queue.get(approval_id)

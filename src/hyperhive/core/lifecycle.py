@@ -27,6 +27,7 @@ from hyperhive.core.proposal import Files, Pin
 from hyperhive.core.registry import AgentRecord
 from hyperhive.core.supervision import CrashRecord, GiveUp, Policy, describe_exit
 from hyperhive.core.supervision import on_unexpected_exit as decide_after_crash
+from hyperhive.core.workspace import Workspaces
 from hyperhive.errors import AlreadyExists, HiveError, UnknownAgent
 from hyperhive.names import MANAGER, validate_agent_name
 
@@ -67,6 +68,7 @@ class Lifecycle:
         self._crashes: dict[str, CrashRecord] = {}
         self._logs: dict[str, deque[str]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.workspaces = Workspaces(hive.config)
 
     # -- boot and shutdown --------------------------------------------------
 
@@ -79,6 +81,9 @@ class Lifecycle:
                 await self._refresh(name, record)
                 if record.desired == "running":
                     await self.start(name)
+                elif (await self.backend.status(name)).state == "running":
+                    # Left running by a core that died; it should not be.
+                    await self.stop(name)
             except HiveError as exc:
                 log.error("agent %s did not come up at boot: %s", name, exc.message)
                 self._set(name, state="failed", last_error=exc.message)
@@ -96,6 +101,8 @@ class Lifecycle:
             raise AlreadyExists(f"agent {name!r} already exists")
         text = agent_toml if agent_toml is not None else default_agent_toml(name)
         agent = parse_agent_toml(text)  # refuse a bad config before touching disk
+        if self.workspaces.needs_clone(name, agent.workspace):
+            await self.workspaces.clone(name, agent.workspace)  # before anything else is made
         sha = await self.repos.init_agent(name, text)
         record = await self._hive.add_agent(name, list(agent.allow_send))
         spec = self._spec(name, agent, sha)
@@ -127,6 +134,7 @@ class Lifecycle:
             await self._hive.remove_agent(name)
             if purge:
                 await self.repos.remove(name)
+                await self.workspaces.remove(name)
                 shutil.rmtree(agent_paths(self._hive.config, name).root, ignore_errors=True)
         self._publish(name)
 
@@ -149,11 +157,14 @@ class Lifecycle:
             # The host may have changed since the request: its binds are judged as it is now.
             agent = parse_agent_toml(files["agent.toml"][1].decode())
             check_binds(agent.sandbox.ro_binds, forbidden_roots(config.state_dir, config.run_dir))
+            clone.append(self.workspaces.needs_clone(name, agent.workspace))
 
         config = self._hive.config
+        clone: list[bool] = []
         async with self._lock(name):
             applied = await self.repos.apply(name, pin, approval_id, still_good)
             agent = self._applied_config(name)
+            failed = await self._clone_workspace(name, agent) if any(clone) else None
             self._hive.registry.set_allow_send(name, agent.allow_send)
             await self.backend.update(self._spec(name, agent, applied))
             self._set(name, config_sha=applied, hive_rev=self.rev)
@@ -161,7 +172,21 @@ class Lifecycle:
             if record is not None and record.desired == "running":
                 await self._stop(name)
                 await self._start(name)
+        if failed is not None:
+            raise failed  # applied and restarted, but without the clone it asked for
         return applied
+
+    async def _clone_workspace(self, name: str, agent: AgentConfig) -> HiveError | None:
+        """Clone the workspace an applied config adds, with the agent stopped: git writes in
+        its /work meanwhile. The caller restarts it either way; a failure is returned."""
+        if self.records.get(name) is not None:
+            await self._stop(name, keep_desired=True)
+        try:
+            await self.workspaces.clone(name, agent.workspace)
+        except HiveError as exc:
+            log.error("agent %s: %s", name, exc.message)
+            return exc
+        return None
 
     def logs(self, name: str, lines: int) -> list[str]:
         self._require(name)
@@ -192,6 +217,7 @@ class Lifecycle:
             self._env,
             self._operator_token,
             uid=self._uids.get(name) if self._uids is not None else None,
+            isolated=self.backend.isolating,
         )
 
     async def _refresh(self, name: str, record: ContainerRecord) -> bool:

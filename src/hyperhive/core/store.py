@@ -92,6 +92,59 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE approvals ADD COLUMN digest TEXT;
     ALTER TABLE approvals ADD COLUMN diff TEXT;
     """,
+    # ToolUse approvals. sqlite cannot alter a CHECK, so the table is rebuilt with every
+    # row and its id counter kept (an id is never handed out twice). ``input`` is the
+    # canonical JSON of the tool's input, ``answered_at`` when the agent was told of a
+    # denial; ``tool_rules`` holds what the operator approved "always".
+    """
+    CREATE TABLE approvals_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('spawn', 'apply_commit', 'tool_use')),
+        agent TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        sha TEXT,
+        config TEXT,
+        state TEXT NOT NULL
+            CHECK (state IN ('pending', 'approved', 'applied', 'failed', 'denied')),
+        decided_by TEXT,
+        decision_reason TEXT,
+        error TEXT,
+        created_at REAL NOT NULL,
+        decided_at REAL,
+        finished_at REAL,
+        tree TEXT,
+        digest TEXT,
+        diff TEXT,
+        tool TEXT,
+        input TEXT,
+        always INTEGER NOT NULL DEFAULT 0,
+        answered_at REAL
+    );
+    INSERT INTO approvals_new (id, kind, agent, requester, reason, sha, config, state,
+        decided_by, decision_reason, error, created_at, decided_at, finished_at, tree, digest,
+        diff)
+    SELECT id, kind, agent, requester, reason, sha, config, state, decided_by,
+        decision_reason, error, created_at, decided_at, finished_at, tree, digest, diff
+    FROM approvals;
+    DELETE FROM sqlite_sequence WHERE name = 'approvals_new';
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'approvals_new', seq FROM sqlite_sequence WHERE name = 'approvals';
+    DROP TABLE approvals;
+    ALTER TABLE approvals_new RENAME TO approvals;
+    CREATE INDEX approvals_pending ON approvals (id) WHERE state = 'pending';
+    CREATE INDEX approvals_tool_use ON approvals (agent, tool, id) WHERE kind = 'tool_use';
+    CREATE TABLE tool_rules (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        agent TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        input TEXT NOT NULL,
+        approval_id INTEGER,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE INDEX tool_rules_live ON tool_rules (agent, tool) WHERE revoked_at IS NULL;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -8,20 +8,24 @@ called, so bad input is a 400 that changed nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
 import stat
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 
 from hyperhive.agent.settings import port_for
 from hyperhive.core.agent_config import parse_agent_toml
 from hyperhive.core.containers import agent_paths
+from hyperhive.core.ops.agents import agent_tools
 from hyperhive.errors import HiveError
 from hyperhive.tokens import page_key
 from hyperhive.web.bodies import BadInput, content_kind, json_object, read_text
@@ -34,6 +38,8 @@ MAX_BODY_BYTES: Final = 1024 * 1024  # a 256 KiB message, JSON-escaped, with roo
 HISTORY_LIMIT: Final = 30
 FLOW_LIMIT: Final = 200
 FLOW_MAX: Final = 1000
+RULES_LIMIT: Final = 200
+MAX_PRETTY: Final = 256 * 1024  # a 64 KiB input of tiny values indents to a lot more
 MAX_MODEL_FILE: Final = 256
 
 logger = logging.getLogger(__name__)
@@ -187,12 +193,29 @@ async def agents_view(hive: Hive, host: str, reader: StatsReader, token: str) ->
                 "container": record.to_wire() if record else None,
                 "pending": pending.get(agent.name, 0),
                 "model": agent_model(hive, agent.name, paths.state),
+                "tools": agent_tools(hive, agent.name) if record else None,
+                "workspace": workspace_of(hive, agent.name),
                 "stats": asdict(stats) if stats else None,
                 "url": f"http://{page_host}:{port_for(agent.name)}/"
                 f"?token={page_key(token, agent.name)}",
             }
         )
     return {"now": time.time(), "containers": hive.has_containers, "agents": rows}
+
+
+def workspace_of(hive: Hive, name: str) -> dict[str, Any] | None:
+    """What an agent's workspace was cloned from (a small file; the branch itself is
+    :func:`work_view`, fetched when the page shows it)."""
+    if not hive.has_containers:
+        return None
+    record = hive.lifecycle.workspaces.record(name)
+    return record.to_wire() if record else None
+
+
+async def work_view(hive: Hive, name: str, with_diff: bool = True) -> dict[str, Any]:
+    """The ``work`` op's answer: branch, commits ahead, diffstat and diff (bounded)."""
+    view = await hive.lifecycle.workspaces.view(name)
+    return view if with_diff else {k: v for k, v in view.items() if k != "diff"}
 
 
 # -- approvals, questions, messages -------------------------------------------------
@@ -205,7 +228,34 @@ async def approvals_view(hive: Hive) -> dict[str, Any]:
         await hive.governance.show(a["id"]) if a["kind"] == "apply_commit" else a
         for a in listed["pending"]
     ]
+    for a in pending:
+        if a["kind"] == "tool_use":
+            # Indented here, not in the browser: JavaScript would round big integers.
+            a["input_pretty"] = pretty_input(a["input_json"])
     return {"now": time.time(), "pending": pending, "decided": listed["decided"]}
+
+
+def pretty_input(canonical: str) -> str:
+    """Indented for reading, unless indenting would blow it up: then as approved."""
+    pretty = json.dumps(json.loads(canonical), indent=2, sort_keys=True, ensure_ascii=False)
+    return pretty if len(pretty) <= MAX_PRETTY else canonical
+
+
+def rules_view(hive: Hive) -> dict[str, Any]:
+    """The operator's "always" rules, newest first; revoked ones are history."""
+    rules = [r.to_wire() for r in hive.governance.tool_rules(None, RULES_LIMIT)]
+    for r in rules:
+        r["input_pretty"] = pretty_input(r["input_json"])
+    return {"now": time.time(), "rules": rules}
+
+
+def mark_waiting(view: dict[str, Any], hive: Hive, dashboard: str) -> None:
+    """Flag the agents whose requests wait for the operator, and tell each agent's page
+    where the dashboard is, so it can send the operator here to decide (no key in it)."""
+    waiting = Counter(a.requester for a in hive.governance.queue.pending())
+    for row in view["agents"]:
+        row["waiting"] = waiting.get(row["name"], 0)
+        row["url"] += "&" + urlencode({"dashboard": dashboard})
 
 
 def questions_view(hive: Hive) -> dict[str, Any]:

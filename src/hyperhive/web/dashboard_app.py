@@ -25,6 +25,7 @@ from hyperhive.errors import ClientError, HiveError
 from hyperhive.names import OPERATOR
 from hyperhive.tokens import KeyCheck, check_token
 from hyperhive.web.bodies import BadInput
+from hyperhive.web.cross_site import CrossSiteBounce
 from hyperhive.web.dashboard_api import (
     FLOW_LIMIT,
     FLOW_MAX,
@@ -32,12 +33,15 @@ from hyperhive.web.dashboard_api import (
     agents_view,
     approvals_view,
     int_param,
+    mark_waiting,
     messages_view,
     only,
     path_id,
     questions_view,
     read_json,
+    rules_view,
     text_field,
+    work_view,
 )
 from hyperhive.web.dashboard_feed import BusFeed
 from hyperhive.web.security import PAGE_CSP, SECURITY_HEADERS, TokenGate, csrf_refusal
@@ -80,6 +84,7 @@ def create_dashboard_app(
 
     async def agents(request: Request) -> Response:
         view = await agents_view(hive, request.url.hostname or "127.0.0.1", stats, token)
+        mark_waiting(view, hive, str(request.base_url))
         return JSONResponse(view, headers=NO_STORE)
 
     async def approvals(request: Request) -> Response:
@@ -87,6 +92,21 @@ def create_dashboard_app(
 
     async def questions(request: Request) -> Response:
         return JSONResponse(questions_view(hive), headers=NO_STORE)
+
+    async def rules(request: Request) -> Response:
+        return JSONResponse(rules_view(hive), headers=NO_STORE)
+
+    async def work(request: Request) -> Response:
+        # ?diff=0: the line and the commits only, for a page refreshing a closed view.
+        with_diff = request.query_params.get("diff") != "0"
+        try:
+            view = await work_view(hive, request.path_params["name"], with_diff)
+        except ClientError as exc:
+            return _answer(False, exc.message, 400, exc.code)
+        except HiveError as exc:
+            status = 409 if exc.code == "no_containers" else 500
+            return _answer(False, exc.message, status, exc.code)
+        return JSONResponse(view, headers=NO_STORE)
 
     async def messages(request: Request) -> Response:
         try:
@@ -139,10 +159,21 @@ def create_dashboard_app(
         async def act(fields: dict[str, Any]) -> tuple[str, Any]:
             approval_id = path_id(raw, "approval id")
             if action == "approve":
-                only(fields)
-                done = await hive.governance.approve(approval_id, OPERATOR)
+                only(fields, "always")
+                always = fields.get("always", False)
+                if not isinstance(always, bool):
+                    raise BadInput("field 'always' must be true or false")
+                done = await hive.governance.approve(approval_id, OPERATOR, always)
                 if done.state == "failed":
                     raise HiveError(f"approval #{done.id} approved, but it failed: {done.error}")
+                if done.kind == "tool_use":
+                    may = (
+                        "every identical call from now on" if always else "its next identical call"
+                    )
+                    return (
+                        f"approval #{done.id} approved: {done.agent} may run {may}",
+                        done.to_wire(),
+                    )
                 return f"approval #{done.id} approved → {done.state}", done.to_wire()
             if action == "deny":
                 only(fields, "reason")
@@ -150,6 +181,17 @@ def create_dashboard_app(
                 done = await hive.governance.deny(approval_id, OPERATOR, reason)
                 return f"approval #{done.id} denied", done.to_wire()
             raise BadInput(f"unknown action {action!r}: use approve or deny")
+
+        return await _act(request, csrf, act)
+
+    async def revoke(request: Request) -> Response:
+        raw = request.path_params["id"]
+
+        async def act(fields: dict[str, Any]) -> tuple[str, Any]:
+            rule_id = path_id(raw, "rule id")
+            only(fields)
+            done = hive.governance.revoke_rule(rule_id)
+            return f"rule #{done.id} revoked: {done.agent} asks again", done.to_wire()
 
         return await _act(request, csrf, act)
 
@@ -181,11 +223,14 @@ def create_dashboard_app(
         Route("/api/agents", agents, methods=["GET"]),
         Route("/api/approvals", approvals, methods=["GET"]),
         Route("/api/questions", questions, methods=["GET"]),
+        Route("/api/rules", rules, methods=["GET"]),
         Route("/api/messages", messages, methods=["GET"]),
+        Route("/api/agents/{name}/work", work, methods=["GET"]),
         Route("/events", events, methods=["GET"]),
         Route("/api/agents/{name}/{action}", agent_action, methods=["POST"]),
         Route("/api/approvals/{id}/{action}", approval_action, methods=["POST"]),
         Route("/api/questions/{id}/answer", answer, methods=["POST"]),
+        Route("/api/rules/{id}/revoke", revoke, methods=["POST"]),
         Route("/api/send", send, methods=["POST"]),
     ]
     gate = Middleware(
@@ -194,7 +239,9 @@ def create_dashboard_app(
         sessions=sessions or SessionStore(),
         loopback=loopback,
     )
-    app = Starlette(routes=routes, middleware=[gate])
+    # Outside the gate: a link from an agent's page must reach it with the session cookie.
+    bounce = Middleware(CrossSiteBounce)
+    app = Starlette(routes=routes, middleware=[bounce, gate])
     app.state.streams = feed  # close_streams() ends the SSE streams on shutdown
     app.state.csrf = csrf
     return app

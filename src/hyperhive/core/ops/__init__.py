@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from hyperhive.core.ops import agents, dashboard, governance, messaging
+from hyperhive.core.ops import agents, dashboard, governance, messaging, workspace
 from hyperhive.core.ops.base import Caller, Handler, Role, Streamer
 from hyperhive.errors import Forbidden, UnknownOp
 
@@ -24,8 +24,11 @@ _AGENT: Final[dict[str, Handler]] = {
     "ack": messaging.ack,
     "nack": messaging.nack,
 }
+# Only agents run tools; the operator's socket has nothing to ask itself.
+_TOOLS: Final[dict[str, Handler]] = {"tool_use": governance.tool_use}
 _MANAGER: Final[dict[str, Handler]] = {
     **_AGENT,
+    **_TOOLS,
     "request_spawn": governance.request_spawn,
     "request_apply_commit": governance.request_apply_commit,
     "ask_operator": governance.ask_operator,
@@ -49,17 +52,21 @@ _HOST: Final[dict[str, Handler]] = {
     "destroy": agents.destroy,
     "rebuild": agents.rebuild,
     "logs": agents.logs,
+    "work": workspace.work,
+    "work_fetch": workspace.work_fetch,
     "approvals": governance.approvals,
     "approval": governance.approval,
     "approve": governance.approve,
     "deny": governance.deny,
+    "tool_rules": governance.tool_rules,
+    "revoke_rule": governance.revoke_rule,
     "questions": governance.questions,
     "answer": governance.answer,
     "dashboard_url": dashboard.dashboard_url,  # the operator token: host.sock only
 }
 HANDLERS: Final[Mapping[Role, Mapping[str, Handler]]] = {
     "operator": _HOST,
-    "agent": _AGENT,
+    "agent": {**_AGENT, **_TOOLS},
     "manager": _MANAGER,
 }
 STREAMS: Final[Mapping[Role, Mapping[str, Streamer]]] = {

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from hyperhive.core.agent_config import default_agent_toml, parse_agent_toml
 from hyperhive.core.ops.base import Caller
 from hyperhive.core.protocol import Args
-from hyperhive.errors import Forbidden
+from hyperhive.errors import Forbidden, HiveError
 from hyperhive.names import MANAGER
+from hyperhive.tool_defaults import shown
 
 if TYPE_CHECKING:
     from hyperhive.core.hive import Hive
@@ -21,16 +23,33 @@ MAX_LOG_LINES: Final = 2000
 
 
 async def agents(hive: Hive, caller: Caller, args: Args) -> Any:
+    name = args.opt_text("name")
     args.finish()
     pending = hive.broker.pending()
     containers = hive.lifecycle.records.all() if hive.has_containers else {}
+    listed = [hive.registry.get(name)] if name is not None else hive.registry.all()
     rows = []
-    for a in hive.registry.all():
+    for a in listed:
         row = {**a.to_wire(), "socket": str(hive.socket_path(a)), "pending": pending.get(a.name, 0)}
         record = containers.get(a.name)
         row["container"] = record.to_wire() if record else None
+        row["tools"] = agent_tools(hive, a.name) if record else None
         rows.append(row)
     return rows
+
+
+def agent_tools(hive: Hive, name: str) -> dict[str, Any] | None:
+    """The tool policy ``name``'s container runs with (DESIGN §10), from its applied
+    config and the backend; None for an agent without a container."""
+    if not hive.has_containers:
+        return None
+    try:
+        text = hive.lifecycle.repos.read_applied(name, "agent.toml")
+        configured = parse_agent_toml(text or default_agent_toml(name)).tools
+    except HiveError:
+        return None
+    isolated = hive.lifecycle.backend.isolating
+    return shown(configured, isolated=isolated, manager=name == MANAGER)
 
 
 async def agent_add(hive: Hive, caller: Caller, args: Args) -> Any:

@@ -1,4 +1,5 @@
-"""Approvals and questions: the manager asks, the operator decides."""
+"""Approvals and questions: the manager (or, for a tool use, any agent) asks, the operator
+decides."""
 
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ async def approval(hive: Hive, caller: Caller, args: Args) -> Any:
 
 async def approve(hive: Hive, caller: Caller, args: Args) -> Any:
     approval_id = args.integer("id", None, 1, 2**62)
+    always = args.flag("always")
     args.finish()
-    return (await hive.governance.approve(approval_id, caller.name)).to_wire()
+    return (await hive.governance.approve(approval_id, caller.name, always)).to_wire()
 
 
 async def deny(hive: Hive, caller: Caller, args: Args) -> Any:
@@ -59,6 +61,26 @@ async def deny(hive: Hive, caller: Caller, args: Args) -> Any:
     reason = args.text("reason", "")
     args.finish()
     return (await hive.governance.deny(approval_id, caller.name, reason)).to_wire()
+
+
+async def tool_use(hive: Hive, caller: Caller, args: Args) -> Any:
+    """May the caller run this tool with exactly this input? allow, pending or deny."""
+    tool, given = args.raw("tool"), args.raw("input")
+    args.finish()
+    return hive.governance.tool_use(caller.name, tool, given).to_wire()
+
+
+async def tool_rules(hive: Hive, caller: Caller, args: Args) -> Any:
+    agent = args.opt_text("agent")
+    limit = args.integer("limit", MAX_LIMIT, 1, MAX_LIMIT)
+    args.finish()
+    return [r.to_wire() for r in hive.governance.tool_rules(agent, limit)]
+
+
+async def revoke_rule(hive: Hive, caller: Caller, args: Args) -> Any:
+    rule_id = args.integer("id", None, 1, 2**62)
+    args.finish()
+    return hive.governance.revoke_rule(rule_id).to_wire()
 
 
 async def questions(hive: Hive, caller: Caller, args: Args) -> Any:

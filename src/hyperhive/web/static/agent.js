@@ -80,6 +80,9 @@
     tool_result: (d) => [d.is_error ? "error" : "", `↳ result${d.is_error ? " (error)" : ""}`,
       typeof d.content === "string" ? d.content : JSON.stringify(d.content)],
     result: (d) => [d.is_error ? "error" : "", `result${d.is_error ? " (error)" : ""}: ${d.text ?? ""}`],
+    tool_approval: (d) => [/^den/.test(d.decision) ? "error" : "",
+      `⚑ ${d.tool} ${d.approval != null ? `#${d.approval} ` : ""}${d.decision}${d.always ? " always" : ""}` +
+        (d.message ? `: ${d.message}` : "")],
   };
 
   function renderEvent(ev) {
@@ -114,6 +117,56 @@
     const row = el("div", `ev k-local${ok ? "" : " error"}`);
     row.append(el("span", "ts", clock(Date.now() / 1000)), el("span", "tag body", text));
     append(row, false);
+  }
+
+  // ---------- tool uses waiting for the operator ----------
+  // Shown here, decided on the dashboard: this page is served by the agent itself, so its
+  // buttons are only links to the dashboard, where the operator's own session decides.
+  const waitingTools = new Map(); // approval id → its tool_approval data
+  const waitPanel = el("section", "panel tool-waits");
+  waitPanel.id = "tool-waits";
+  waitPanel.hidden = true;
+  log.before(waitPanel);
+  const origin = (raw) => {
+    try {
+      const u = new URL(raw);
+      return /^https?:$/.test(u.protocol) ? u.origin + "/" : null;
+    } catch { return null; }
+  };
+  // The dashboard's address (no key in it) comes with the dashboard's link to this page.
+  function dashboard() {
+    const given = origin(new URLSearchParams(location.search).get("dashboard") || "");
+    try {
+      if (given) localStorage.setItem("hive-dashboard", given);
+      const kept = origin(localStorage.getItem("hive-dashboard") || "");
+      if (kept) return kept;
+    } catch { if (given) return given; }
+    // The dashboard links this page under the other loopback name; the default port.
+    return `http://${location.hostname === "localhost" ? "127.0.0.1" : "localhost"}:7000/`;
+  }
+  function noteTool(d) {
+    if (typeof d.approval !== "number") return;
+    if (d.decision === "pending") waitingTools.set(d.approval, d);
+    else waitingTools.delete(d.approval);
+    const base = dashboard();
+    const items = [...waitingTools.values()].map((w) => {
+      const item = el("div", "tool-wait");
+      item.dataset.approval = w.approval;
+      const link = (cls, text, query) => {
+        const a = el("a", `btn ${cls}`, text);
+        a.href = `${base}?${query}`;
+        a.target = "_blank";
+        a.rel = "noopener noreferrer";
+        return a;
+      };
+      item.append(el("div", "tool-head", `#${w.approval} ${w.tool} · waiting for the operator`),
+        el("pre", "tool-input", JSON.stringify(w.input ?? {}, null, 2)),
+        link("approve", "◆ approve on the dashboard ↗", `approval=${w.approval}`), " ",
+        link("danger", "✖ deny on the dashboard ↗", `approval=${w.approval}&deny=1`));
+      return item;
+    });
+    waitPanel.replaceChildren(el("h2", null, "tool use waiting for you"), ...items);
+    waitPanel.hidden = items.length === 0;
   }
 
   // ---------- status badge ----------
@@ -157,6 +210,7 @@
       if (ev.id <= lastId) return; // a resume never repeats, but be sure
       lastId = ev.id;
       append(renderEvent(ev), true);
+      if (ev.kind === "tool_approval") noteTool(ev.data || {});
       if (ev.kind === "state") applyStatus({ state: ev.data.state, since: ev.data.since, reason: ev.data.reason });
     };
     source.addEventListener("status", (msg) => applyStatus(JSON.parse(msg.data)));

@@ -108,6 +108,9 @@
     const badge = el("span", "badge");
     top.append(link, a.role === "manager" ? el("span", "role", "manager") : "", badge);
     const facts = el("div", "facts"), error = el("div", "err");
+    // The tool policy its container runs with: one line, the rules on demand.
+    const tools = el("details", "tools"), toolsSum = el("summary"), toolsBody = el("div", "rules-of");
+    tools.append(toolsSum, toolsBody);
     const actions = el("div", "actions"), msg = el("p", "msg");
     msg.setAttribute("role", "status");
     const verbs = { start: "▶ start", stop: "■ stop", restart: "↻ restart" };
@@ -146,8 +149,9 @@
       if (res.ok) confirm.hidden = true;
       refresh.agents();
     });
-    root.append(top, facts, error, actions, confirm, msg);
-    return { root, link, badge, facts, error, actions, btns };
+    const work = workBox(a.name);
+    root.append(top, facts, tools, work.root, error, actions, confirm, msg);
+    return { root, link, badge, facts, tools, toolsSum, toolsBody, work, error, actions, btns };
   }
   function updateAgent(row, a, containers) {
     const c = a.container || { state: containers ? "missing" : "external", backend: "—" };
@@ -171,11 +175,27 @@
       f.append(el("i", null, k), " ", el("b", null, v));
       return f;
     }));
+    updateTools(row, a.tools);
+    updateWork(row.work, a.workspace);
     row.error.textContent = c.last_error ? `! ${c.last_error}` : "";
     row.error.hidden = !c.last_error;
     row.actions.hidden = !containers;
     row.btns.start.disabled = c.state === "running";
     row.btns.stop.disabled = c.state === "stopped" || c.state === "missing";
+    markWaiting(row, a);
+  }
+  const TOOL_LISTS = { allow: "free", ask: "ask", deny: "deny" };
+  function updateTools(row, t) {
+    row.tools.hidden = !t;
+    if (!t) return;
+    const counts = Object.entries(TOOL_LISTS).map(([k, label]) => `${t[k].length} ${label}`);
+    const custom = Object.keys(TOOL_LISTS).filter((k) => !t.default[k]);
+    row.toolsSum.textContent = `tools: ${counts.join(" · ")}${custom.length ? ` (custom ${custom.join(", ")})` : " (default)"}`;
+    row.toolsBody.replaceChildren(...Object.entries(TOOL_LISTS).map(([k, label]) => {
+      const line = el("div", `tl-${k}`);
+      line.append(el("i", null, `${label}${t.default[k] ? "" : " *"}: `), t[k].length ? t[k].join(", ") : "—");
+      return line;
+    }));
   }
   function renderAgents(data) {
     skew = data.now - Date.now() / 1000;
@@ -207,9 +227,70 @@
     }
   }
 
+  // ---------- workspaces ----------
+  // An agent's branch as the core's mirror of it shows it: one line (branch, commits ahead,
+  // diffstat totals), the commits, the diffstat and the diff on demand. Loaded with each
+  // refresh of the agents (the core answers from a cache until the branch moves); the diff,
+  // up to 1 MiB, only while the view is open.
+  function workBox(name) {
+    const root = el("details", "work"), sum = el("summary");
+    root.hidden = true;
+    root.dataset.work = name;
+    const commits = el("ol", "commits"), stat = el("pre", "diffstat"), err = el("p", "err");
+    const diff = el("details", "work-diff"), diffSum = el("summary", null, "diff");
+    diff.append(diffSum);
+    err.hidden = true;
+    root.append(sum, commits, stat, diff, err);
+    const box = { root, sum, commits, stat, diff, diffSum, err };
+    root.addEventListener("toggle", () => { if (root.open) box.load(); });
+    let busy = false, again = false;
+    box.load = async () => {
+      if (busy) { again = true; return; }
+      busy = true;
+      try {
+        const r = await fetch(`api/agents/${encodeURIComponent(name)}/work?diff=${root.open ? 1 : 0}`,
+          { headers: { Accept: "application/json" }, cache: "no-store" });
+        const body = await r.json().catch(() => null);
+        if (r.ok && body) renderWork(box, body);
+        else workError(box, (body && body.message) || `HTTP ${r.status}`);
+      } catch (e) { workError(box, `network error: ${e.message}`); }
+      busy = false;
+      if (again) { again = false; box.load(); }
+    };
+    return box;
+  }
+  function updateWork(box, ws) {
+    box.root.hidden = !ws;
+    if (ws) box.load();
+  }
+  function workError(box, message) {
+    box.sum.textContent = `⎇ work: unavailable`;
+    box.err.textContent = `! ${message}`;
+    box.err.hidden = false;
+  }
+  function renderWork(box, v) {
+    const s = v.stat;
+    const totals = s && s.files ? ` · ${s.files} file${s.files === 1 ? "" : "s"} +${s.insertions} −${s.deletions}` : "";
+    box.sum.textContent = v.tip ? `⎇ ${v.branch} · ${v.ahead} ahead of ${v.base}${totals}` : `⎇ ${v.branch} · no such branch in the clone`;
+    box.commits.replaceChildren(...v.commits.map((c) => {
+      const li = el("li");
+      li.dataset.sha = c.sha;
+      li.append(el("b", "sha", c.sha.slice(0, 12)), " ", el("span", "subject", c.subject),
+        el("span", "dim", ` · ${c.author} · ${c.date}`));
+      return li;
+    }));
+    box.stat.textContent = v.diffstat;
+    box.stat.hidden = !v.diffstat;
+    if (v.diff !== undefined) {
+      box.diff.replaceChildren(box.diffSum, ...(v.diff ? [diffView(v.diff)] : []));
+      box.diff.hidden = !v.diff;
+    } else if (!box.diff.querySelector("pre")) box.diff.hidden = true;
+    box.err.hidden = true;
+  }
+
   // ---------- approvals ----------
   const approvalCards = new Map();
-  const KIND = { spawn: "Spawn", apply_commit: "ApplyCommit" };
+  const KIND = { spawn: "Spawn", apply_commit: "ApplyCommit", tool_use: "ToolUse" };
   function diffView(text) {
     const pre = el("pre", "diff");
     for (const line of text.split("\n")) {
@@ -225,6 +306,7 @@
   function approvalCard(a) {
     const card = el("article", `approval kind-${a.kind}`);
     card.dataset.approval = a.id;
+    card.id = `approval-${a.id}`;
     const head = el("header");
     head.append(el("b", "id", `#${a.id}`), el("span", "kind", KIND[a.kind] || a.kind),
       el("span", "who", a.agent), el("span", "dim", `by ${a.requester} · `), ago(a.created_at));
@@ -234,6 +316,12 @@
       card.append(el("div", "dim", `commit ${(a.sha || "").slice(0, 12)} · tree ${(a.tree || "?").slice(0, 12)} · diff from the applied config:`));
       if (a.diff !== undefined) card.append(a.diff.trim() ? diffView(a.diff) : el("p", "dim", "(no changes)"));
       if (a.diff_error) card.append(el("p", "err", `diff unavailable: ${a.diff_error}`));
+    } else if (a.kind === "tool_use") {
+      // Exactly what approving allows: this tool, this input (indented by the core, so no
+      // number is rounded here), shown as text.
+      const tool = el("div", "tool");
+      tool.append(el("span", "dim", "tool "), el("b", "tool-name", a.tool), el("span", "dim", " with this exact input:"));
+      card.append(tool, el("pre", "tool-input", a.input_pretty ?? a.input_json));
     } else if (a.config) {
       card.append(el("div", "dim", "agent.toml:"), diffView(a.config.replace(/^/gm, "+").replace(/\n\+$/, "")));
     } else {
@@ -244,6 +332,14 @@
     const approve = button("approve", "◆ APPR0VE");
     approve.addEventListener("click", () =>
       act(approve, msg, `api/approvals/${a.id}/approve`, {}, $("approvals-msg")));
+    decide.append(approve);
+    if (a.kind === "tool_use") {
+      const always = button("alt always", "approve always");
+      always.title = "also allow every identical call from now on (revocable)";
+      always.addEventListener("click", () =>
+        act(always, msg, `api/approvals/${a.id}/approve`, { always: true }, $("approvals-msg")));
+      decide.append(always);
+    }
     const deny = el("form", "deny");
     const reason = el("input");
     reason.name = "reason";
@@ -255,7 +351,7 @@
       e.preventDefault();
       act(denyBtn, msg, `api/approvals/${a.id}/deny`, { reason: reason.value }, $("approvals-msg"));
     });
-    decide.append(approve, deny);
+    decide.append(deny);
     card.append(decide, msg);
     return card;
   }
@@ -266,14 +362,65 @@
     $("approval-history").replaceChildren(...data.decided.map((a) => {
       const li = el("li", `st-${a.state}`);
       li.dataset.approval = a.id;
-      li.append(el("b", "id", `#${a.id}`), ` ${KIND[a.kind] || a.kind} ${a.agent} `,
+      li.append(el("b", "id", `#${a.id}`), ` ${KIND[a.kind] || a.kind} ${a.agent} ${a.tool ? a.tool + " " : ""}`,
         el("span", "state", a.state), ` by ${a.decided_by || "?"}`);
       const why = a.decision_reason || a.error;
       if (why) li.append(": ", el("span", "why", why));
       li.append(" · ", ago(a.finished_at || a.decided_at || a.created_at));
       return li;
     }));
+    focusAsked();
   }
+  // An agent's page sends the operator here to decide one of its approvals: ?approval=N
+  // (&deny=1 to deny). The page only points; deciding is done here, with this session.
+  const asked = new URLSearchParams(location.search);
+  let askedDone = !/^\d{1,15}$/.test(asked.get("approval") || "");
+  function focusAsked() {
+    if (askedDone) return;
+    askedDone = true;
+    const id = Number(asked.get("approval"));
+    const card = approvalCards.get(id);
+    if (!card) {
+      const decided = $("approval-history").querySelector(`[data-approval="${id}"]`);
+      say($("approvals-msg"), { ok: false, message: `approval #${id} is ${decided ? "already decided" : "not pending"}` });
+      return;
+    }
+    card.classList.add("focus");
+    card.scrollIntoView({ block: "center" });
+    // Never the approve button: the link comes from an agent's page, and one key
+    // press must not approve what an agent pointed at. Deny's reason box is safe.
+    if (asked.get("deny")) card.querySelector(".deny input").focus();
+  }
+  function markWaiting(row, a) {
+    if (!row.waiting) {
+      row.waiting = el("a", "waiting", "◆ waiting for you");
+      row.waiting.href = "#approvals";
+      row.root.querySelector(".top").append(row.waiting);
+    }
+    row.waiting.hidden = !a.waiting;
+    row.waiting.title = a.waiting ? `${a.waiting} approval(s) from ${a.name} wait for your decision` : "";
+  }
+
+  // ---------- always-rules ----------
+  function renderRules(data) {
+    const active = data.rules.filter((r) => r.active);
+    $("rule-list").replaceChildren(...active.map((r) => {
+      const item = el("article", "rule");
+      item.dataset.rule = r.id;
+      const head = el("header");
+      head.append(el("b", "id", `#${r.id}`), el("span", "who", r.agent), el("b", "tool-name", r.tool),
+        el("span", "dim", r.approval_id ? ` from approval #${r.approval_id} · ` : " · "), ago(r.created_at));
+      const msg = el("p", "msg");
+      msg.setAttribute("role", "status");
+      const revoke = button("danger", "revoke");
+      revoke.addEventListener("click", () => act(revoke, msg, `api/rules/${r.id}/revoke`, {}, $("rules-msg")));
+      head.append(" ", revoke);
+      item.append(head, el("pre", "tool-input", r.input_pretty ?? r.input_json), msg);
+      return item;
+    }));
+    $("rules-empty").hidden = active.length > 0;
+  }
+
   // Pending items never change, only come and go: keep the cards (and what is typed in them).
   function keyed(cards, list, items, build) {
     const ids = new Set(items.map((x) => x.id));
@@ -393,6 +540,8 @@
       case "agent_removed": return [[ev.agent], `− ${ev.agent} left the hive`];
       case "approval_requested": return [[a.agent, a.requester], `◆ #${a.id} ${KIND[a.kind]} ${a.agent} requested by ${a.requester}: ${short(a.reason)}`];
       case "approval_decided": return [[a.agent, a.requester], `◆ #${a.id} ${KIND[a.kind]} ${a.agent} → ${a.state}${a.decision_reason ? `: ${short(a.decision_reason)}` : ""}`];
+      case "rule_added": return [[ev.rule.agent], `◆ rule #${ev.rule.id}: ${ev.rule.agent} may always run ${ev.rule.tool} ${short(ev.rule.input_json, 120)}`];
+      case "rule_revoked": return [[ev.rule.agent], `◆ rule #${ev.rule.id} revoked: ${ev.rule.agent} ${ev.rule.tool} asks again`];
       case "question_asked": return [[q.asker], `? #${q.id} ${q.asker} asks: ${short(q.question)}`];
       case "question_answered": return [[q.asker], `? #${q.id} answered: ${short(answerText(q.answer))}`];
       default: return [[], `· ${ev.type}`];
@@ -428,15 +577,17 @@
     agents: refresher("api/agents", renderAgents),
     approvals: refresher("api/approvals", renderApprovals),
     questions: refresher("api/questions", renderQuestions),
+    rules: refresher("api/rules", renderRules),
   };
   let agentsSoon = null;
   const soonAgents = () => { clearTimeout(agentsSoon); agentsSoon = setTimeout(refresh.agents, 1000); };
-  const refreshAll = () => { refresh.agents(); refresh.approvals(); refresh.questions(); history(); };
+  const refreshAll = () => { refresh.agents(); refresh.approvals(); refresh.questions(); refresh.rules(); history(); };
   function handle(ev) {
     if (ev.type === "message") { addMessage(ev.message); soonAgents(); return; }
     addEvent(ev);
     if (ev.type.startsWith("agent_")) refresh.agents();
-    else if (ev.type.startsWith("approval_")) refresh.approvals();
+    else if (ev.type.startsWith("approval_")) { refresh.approvals(); refresh.agents(); } // "waiting for you"
+    else if (ev.type.startsWith("rule_")) refresh.rules();
     else if (ev.type.startsWith("question_")) refresh.questions();
   }
   let source = null, epoch = "";
