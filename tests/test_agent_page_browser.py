@@ -93,6 +93,20 @@ async def test_live_events_appear_as_they_happen(browsed: Browsed) -> None:
     await expect(log).to_contain_text("still here")
 
 
+async def test_the_files_a_turn_changed_in_the_workspace_are_listed(browsed: Browsed) -> None:
+    browsed.control.publish(
+        "files_changed",
+        added=["proof.txt"],
+        modified=["notes.txt"],
+        removed=[],
+        counts={"added": 1, "modified": 1, "removed": 0},
+        complete=True,
+    )
+    row = browsed.page.locator("#log .k-files_changed")
+    await expect(row).to_contain_text("✎ /work: +1 added · ~1 modified")
+    await expect(row).to_contain_text("+ proof.txt")
+
+
 async def test_the_badge_goes_idle_thinking_idle_with_a_running_age(browsed: Browsed) -> None:
     badge = browsed.page.locator("#badge")
     await expect(badge).to_have_text(re.compile(r"^idle \d+s$"))

@@ -7,8 +7,10 @@ ToolUse approval instead of running."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -55,13 +57,13 @@ def finish(done: asyncio.Event, text: str) -> Callable[[RecordedRequest], Reply]
     return step
 
 
-def daemon_on(base: Path, api: FakeAnthropic, backend: str) -> Daemon:
+def daemon_on(base: Path, api: FakeAnthropic, backend: str, *extra: str) -> Daemon:
     assert "HYPERHIVE_ENGINE" not in os.environ  # the Claude engine, not the scripted one
     env_extra = {**api.env(), "HOME": str(base / "home")}
     (base / "home").mkdir(exist_ok=True)
     os.environ.update(env_extra)  # the daemon forwards ANTHROPIC_* / CLAUDE_CODE_* to agents
     try:
-        return start_daemon(base / "state", base / "run", "--backend", backend)
+        return start_daemon(base / "state", base / "run", "--backend", backend, *extra)
     finally:
         for key in env_extra:
             os.environ.pop(key, None)
@@ -72,6 +74,12 @@ async def cli(daemon: Daemon, *args: str) -> str:
     done = await asyncio.to_thread(daemon.cli, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def history_events(state: Path, kind: str) -> list[dict[str, Any]]:
+    with contextlib.closing(sqlite3.connect(state / "history.db")) as db:
+        rows = db.execute("SELECT data FROM events WHERE kind = ? ORDER BY id", (kind,))
+        return [json.loads(data) for (data,) in rows]
 
 
 def alice_results(api: FakeAnthropic) -> list[ToolResult]:
@@ -139,6 +147,9 @@ async def test_an_isolated_agent_runs_bash_and_edits_files_in_its_workspace(
     assert (work / "proof.txt").read_text() == "done h-alice\n"
     assert int((work / "count.txt").read_text()) > 3
     assert (work / "notes.txt").read_text() == "color\ncolor\n"
+    # The agent's page heard what the turn changed in /work.
+    changed = history_events(short_dir / "state" / "agents" / "alice" / "state", "files_changed")
+    assert [sorted(c["added"]) for c in changed] == [["count.txt", "notes.txt", "proof.txt"]]
     results = alice_results(api)
     assert len(results) == 5
     assert not [r for r in results if r.is_error or "denied" in r.text or "permission" in r.text]

@@ -109,7 +109,7 @@ class ClaudeEngine:
         env |= self._credentials.engine_env()
         env["CLAUDE_CONFIG_DIR"] = str(self._settings.claude_dir)
         self._settings.state_dir.mkdir(parents=True, exist_ok=True)
-        self._settings.work_dir.mkdir(parents=True, exist_ok=True)
+        self._settings.workspace.mkdir(parents=True, exist_ok=True)
         return ClaudeAgentOptions(
             system_prompt={
                 "type": "preset",
@@ -129,7 +129,7 @@ class ClaudeEngine:
             can_use_tool=Gate(
                 self._settings.tools,
                 self._ask,
-                Where(cwd=str(self._settings.work_dir), home=self._env.get("HOME") or "/root"),
+                Where(cwd=str(self._settings.workspace), home=self._env.get("HOME") or "/root"),
             ),
             # No settings files: a cloned workspace's .claude/settings.json (or
             # one the agent writes itself) could widen its rules or add hooks.
@@ -137,7 +137,7 @@ class ClaudeEngine:
             resume=self._session,
             model=self._model,
             env=env,
-            cwd=self._settings.work_dir,
+            cwd=self._settings.workspace,
             # Its durable notes, and for the manager every agent's config repo.
             add_dirs=[
                 self._settings.state_dir,

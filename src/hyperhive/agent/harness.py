@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from hyperhive.agent import tool_requests
+from hyperhive.agent import tool_requests, work_changes
 from hyperhive.agent.control import AgentEvent, CommandResult, Status
 from hyperhive.agent.engine import Engine, EngineError, NotLoggedIn
 from hyperhive.agent.history import History
@@ -156,6 +156,7 @@ class Harness:
         turn = self._history.publish("turn_start", begin).id
         self._turn_running = True
         self._set_state(turn_running=True)
+        work_before = await asyncio.to_thread(work_changes.snapshot, self.settings.workspace)
         result: dict[str, Any] = {}
         error: str | None = None
         try:
@@ -171,6 +172,10 @@ class Harness:
         finally:
             self._turn_running = False
             self._set_state(turn_running=False)
+        work_after = await asyncio.to_thread(work_changes.snapshot, self.settings.workspace)
+        changed = work_changes.changes(work_before, work_after)
+        if changed is not None:
+            self._history.publish(work_changes.KIND, changed)
         if result.get("auth_error"):
             self._set_state(logged_in=False)
         if error is None and result.get("is_error"):

@@ -46,10 +46,15 @@ class AgentSettings:
     agent_role: str | None = None  # agent.toml's role, appended to the system prompt
     default_model: str | None = None  # agent.toml's model, unless /model overrides
     agents_dir: Path | None = None  # the manager's view of every agent's config repo
-    work_dir: Path = Path("/work")  # the agent's workspace and cwd
+    work_dir: Path | None = None  # the agent's workspace (/work); None: its state dir
     # The effective tool policy, from the core; a harness run by hand gets
     # the no-isolation default (see hyperhive.tool_defaults).
     tools: ToolPolicy = field(default_factory=partial(defaults, isolated=False, manager=False))
+
+    @property
+    def workspace(self) -> Path:
+        """Where the agent works: its cwd, and what its page reports changes of."""
+        return self.work_dir if self.work_dir is not None else self.state_dir
 
     @property
     def history_db(self) -> Path:

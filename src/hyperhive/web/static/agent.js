@@ -58,6 +58,22 @@
     return parts.join(" · ");
   }
 
+  function changedSummary(d) {
+    const c = d.counts || {};
+    const parts = [["added", "+"], ["modified", "~"], ["removed", "-"]]
+      .filter(([k]) => c[k]).map(([k, sign]) => `${sign}${c[k]} ${k}`);
+    return parts.join(" · ") + (d.complete === false ? " (too many files to look at all)" : "");
+  }
+  function changedList(d) {
+    const lines = [];
+    for (const [k, sign] of [["added", "+"], ["modified", "~"], ["removed", "-"]]) {
+      for (const p of d[k] || []) lines.push(`${sign} ${p}`);
+      const more = ((d.counts || {})[k] || 0) - (d[k] || []).length;
+      if (more > 0) lines.push(`${sign} … ${more} more`);
+    }
+    return lines.join("\n");
+  }
+
   // Each kind: [css modifier, one-line head, optional long body]
   const kinds = {
     state: (d) => ["", `● ${d.state}${d.reason ? ` (${d.reason})` : ""}`],
@@ -80,6 +96,7 @@
     tool_result: (d) => [d.is_error ? "error" : "", `↳ result${d.is_error ? " (error)" : ""}`,
       typeof d.content === "string" ? d.content : JSON.stringify(d.content)],
     result: (d) => [d.is_error ? "error" : "", `result${d.is_error ? " (error)" : ""}: ${d.text ?? ""}`],
+    files_changed: (d) => ["", `✎ /work: ${changedSummary(d)}`, changedList(d)],
     tool_approval: (d) => [/^den/.test(d.decision) ? "error" : "",
       `⚑ ${d.tool} ${d.approval != null ? `#${d.approval} ` : ""}${d.decision}${d.always ? " always" : ""}` +
         (d.message ? `: ${d.message}` : "")],
