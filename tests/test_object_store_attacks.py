@@ -168,8 +168,6 @@ def test_a_loose_object_that_is_not_a_regular_file_is_refused_without_blocking(
     elif kind == "fifo":
         os.mkfifo(path)  # nobody ever writes it: a blocking open would hang
     elif kind == "device":
-        if os.geteuid() != 0:
-            pytest.skip("making a device node needs root")
         os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero's numbers
     else:
         path.mkdir()

@@ -17,7 +17,7 @@ from typing import Final
 
 from hyperhive.core import git_format as fmt
 from hyperhive.core.git_format import BadRepo
-from hyperhive.core.nofollow import open_at, open_root, read_all
+from hyperhive.core.nofollow import open_at, open_root, parent_of, read_all
 
 MAX_LOOSE_REF: Final = 4096
 MAX_PACKED_REFS: Final = 16 << 20
@@ -93,23 +93,12 @@ def read_ref_at(git_dir: Path, ref: str, trusted: Path | None = None) -> str | N
 
 
 def _read_loose(git: int, parts: list[str], budget: fmt.Budget) -> bytes | None:
-    opened: list[int] = []
-    try:
-        current = git
-        for depth, part in enumerate(parts[:-1], start=1):
-            fd = open_at(current, part, "/".join(parts[:depth]), directory=True)
-            if fd is None:
-                return None
-            opened.append(fd)
-            current = fd
-        name = "/".join(parts)
-        fd = open_at(current, parts[-1], name)
+    name = "/".join(parts)
+    with parent_of(git, parts) as parent:
+        fd = open_at(parent, parts[-1], name) if parent is not None else None
         if fd is None:
             return None
         try:
             return read_all(fd, MAX_LOOSE_REF, name, budget)
         finally:
-            os.close(fd)
-    finally:
-        for fd in opened:
             os.close(fd)

@@ -10,9 +10,11 @@ the path relative to the repo and the errno, never a host path or content.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -129,3 +131,23 @@ def read_all(fd: int, limit: int, rel: str, budget: fmt.Budget) -> bytes:
     if got != size:
         raise BadRepo(f"{rel} changed while it was read")
     return b"".join(chunks)
+
+
+@contextlib.contextmanager
+def parent_of(root: int, parts: Sequence[str]) -> Iterator[int | None]:
+    """The directory holding ``parts[-1]`` below ``root``, every step a real
+    directory; None when one is missing. Only the steps it opened are closed."""
+    opened: list[int] = []
+    try:
+        current = root
+        for depth, part in enumerate(parts[:-1], start=1):
+            fd = open_at(current, part, "/".join(parts[:depth]), directory=True)
+            if fd is None:
+                yield None
+                return
+            opened.append(fd)
+            current = fd
+        yield current
+    finally:
+        for fd in opened:
+            os.close(fd)

@@ -49,6 +49,7 @@ from hyperhive.core.nofollow import (
     lexists_at,
     open_at,
     open_root,
+    parent_of,
     read_all,
 )
 
@@ -463,16 +464,5 @@ def _check_layout(git: int, limits: Limits, budget: fmt.Budget) -> None:
 
 def _path_exists(git: int, parts: tuple[str, ...]) -> bool:
     """Whether ``parts`` exists (lstat), through real directories only."""
-    opened: list[int] = []
-    try:
-        current = git
-        for depth, part in enumerate(parts[:-1], start=1):
-            fd = open_at(current, part, "/".join(parts[:depth]), directory=True)
-            if fd is None:
-                return False
-            opened.append(fd)
-            current = fd
-        return lexists_at(current, parts[-1], "/".join(parts))
-    finally:
-        for fd in opened:
-            os.close(fd)
+    with parent_of(git, parts) as parent:
+        return parent is not None and lexists_at(parent, parts[-1], "/".join(parts))
