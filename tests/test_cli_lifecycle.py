@@ -16,6 +16,7 @@ import pytest
 
 from conftest import Daemon, start_daemon, stop_daemon
 from hyperhive.client import Client
+from support.procs import sandboxes
 
 
 def spawn_daemon(base: Path) -> Daemon:
@@ -140,23 +141,6 @@ def test_kill_9_of_the_core_keeps_agents_approvals_questions_and_messages(
     finally:
         assert stop_daemon(second) == 0
     assert sandboxes(short_dir) == []
-
-
-def sandboxes(marker: Path) -> list[tuple[int, int]]:
-    """(pid, ppid) of every bwrap process whose command line names ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"bwrap") and any(str(marker).encode() in a for a in argv):
-            ppid = int(status.split("PPid:")[1].split()[0])
-            found.append((int(entry.name), ppid))
-    return found
 
 
 def orphaned_sandboxes(marker: Path) -> list[int]:

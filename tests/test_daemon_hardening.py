@@ -18,6 +18,7 @@ import pytest
 
 from conftest import Daemon, start_daemon, stop_daemon
 from support.backend_probe import wait_gone
+from support.procs import harness_pids, processes, sandboxes
 from support.wire import until_status
 
 KEY = "sk-ant-api03-" + "S3CRET" * 12
@@ -64,33 +65,13 @@ def test_state_is_private_and_the_key_is_in_no_file_nor_command_line(hive: Daemo
         assert "ANTHROPIC_API_KEY" in record.read_text()  # its name, for the record
     leaked = [p for p in files_under(state) if KEY.encode() in p.read_bytes()]
     assert leaked == []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            assert KEY.encode() not in argv, entry
+    for pid, argv in processes():
+        assert not any(KEY.encode() in arg for arg in argv), pid
 
 
 def proc_status(pid: int) -> dict[str, str]:
     with open(f"/proc/{pid}/status") as status:
         return {k: v.strip() for k, v in (line.split(":", 1) for line in status)}
-
-
-def harness_pids(name: str) -> list[int]:
-    """Host pids of the harness processes serving agent ``name``."""
-    wanted = f"serve\0--name\0{name}\0".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if argv.endswith(wanted) and b"bwrap" not in argv and b"setpriv" not in argv:
-                pids.append(int(entry.name))
-    return pids
 
 
 async def test_a_spawned_agents_harness_is_its_own_uid_with_no_capability(hive: Daemon) -> None:
@@ -124,21 +105,9 @@ async def test_agents_end_with_a_core_killed_with_9(short_dir: Path) -> None:
         del os.environ["HYPERHIVE_ENGINE"]
     assert daemon.cli("spawn", "bob").returncode == 0
     await until_status(daemon.host_socket, lambda s: {"bob", "hm1nd"} <= set(s["waiting"]))
-    inside = [*harness_pids("bob"), *harness_pids("hm1nd"), *bwrap_pids(short_dir)]
+    sandboxed = [pid for pid, _ in sandboxes(short_dir)]
+    inside = [*harness_pids("bob"), *harness_pids("hm1nd"), *sandboxed]
     assert len(inside) >= 6  # two harnesses, and for each bwrap and its init
     os.killpg(daemon.proc.pid, signal.SIGKILL)
     daemon.proc.wait(timeout=10)
     assert wait_gone(inside, timeout=20) == []
-
-
-def bwrap_pids(marker: Path) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if argv[0].endswith(b"bwrap") and any(str(marker).encode() in a for a in argv):
-                pids.append(int(entry.name))
-    return pids

@@ -28,6 +28,7 @@ from hyperhive.client import Client
 from support.backend_probe import wait_gone
 from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.fake_anthropic import FakeAnthropic, RecordedRequest, Reply, Router, Turns
+from support.procs import harness_pids
 from support.wire import until_status
 from test_agent_tools_e2e import bash, cli, daemon_on, finish
 from test_operator_token import free_port
@@ -72,7 +73,8 @@ class Story:
         return card
 
     async def kill_the_harness(self) -> None:
-        pids = harness_pids(self.daemon.state_dir)
+        # On the process backend a plain child, known by its state dir.
+        pids = harness_pids("alice", self.daemon.state_dir / "agents" / "alice" / "state")
         assert len(pids) == 1, pids
         os.kill(pids[0], signal.SIGKILL)
         assert wait_gone(pids, timeout=20) == []
@@ -81,23 +83,6 @@ class Story:
 
     async def send(self, text: str) -> None:
         await cli(self.daemon, "send", "--to", "alice", text)
-
-
-def harness_pids(state: Path) -> list[int]:
-    """alice's harness on the process backend: a plain child, known by its state dir."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes()
-            env = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        mine = f"HYPERHIVE_AGENT_STATE={state}/agents/alice/state".encode()
-        if argv.endswith(b"serve\0--name\0alice\0") and mine in env:
-            found.append(int(entry.name))
-    return found
 
 
 MARKS = ("held", "held_again", "denied", "held_three", "ran_three", "held_once_more")
