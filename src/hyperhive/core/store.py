@@ -145,6 +145,16 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX tool_rules_live ON tool_rules (agent, tool) WHERE revoked_at IS NULL;
     """,
+    # 5: idempotent sends (a client's key, unique per sender while it is set) and
+    # messages that failed for their own sake (attempts, then dead-letter).
+    """
+    ALTER TABLE messages ADD COLUMN key TEXT;
+    CREATE UNIQUE INDEX messages_key ON messages (sender, key) WHERE key IS NOT NULL;
+    ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN dead_at REAL;
+    ALTER TABLE messages ADD COLUMN dead_reason TEXT;
+    CREATE INDEX messages_dead ON messages (id) WHERE dead_at IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
