@@ -19,7 +19,9 @@ import pytest
 from hyperhive.config import Config
 from hyperhive.core.hive import Hive
 
-READY_TIMEOUT = 20.0
+# A core with a backend creates and starts hm1nd before its ready line: seconds on a
+# loaded 2-core machine, never a minute.
+READY_TIMEOUT = 60.0
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from hyperhive.web import create_agent_app
 from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.stub_control import PAGE_CHECK, PAGE_KEY, SETUP_URL, StubControl, serving
 
-WAIT_MS = 5000
+WAIT_MS = 30_000  # a bound, not a target: chromium on a loaded 2-core machine takes seconds
 
 
 @dataclass
@@ -198,3 +198,17 @@ async def test_the_setup_token_flow_shows_the_link_then_takes_the_code() -> None
         await expect(b.page.locator("#login")).to_be_hidden()
         assert control.called("finish_setup_token") == ["the-code-123"]
         assert "the-code-123" not in await b.page.content()
+
+
+async def test_the_badge_says_why_an_agent_holds_off_or_is_offline(browsed: Browsed) -> None:
+    badge = browsed.page.locator("#badge")
+    reason = "upstream: API Error: 529 Overloaded"
+    browsed.control.set_state("backoff", reason)
+    await expect(badge).to_have_text(re.compile(r"^backoff \(upstream\) \d+s$"))
+    await expect(badge).to_have_attribute("title", f"reason: {reason}")
+    await expect(badge).to_have_class(re.compile(r"\bbackoff\b"))
+    browsed.control.set_needs_login(True)
+    await expect(badge).to_have_text(re.compile(r"^offline \(login\) \d+s$"))
+    await expect(browsed.page.locator("#login")).to_be_visible()
+    browsed.control.set_needs_login(False)
+    await expect(badge).to_have_text(re.compile(r"^idle \d+s$"))

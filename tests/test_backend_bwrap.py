@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from hyperhive.backends.base import ContainerSpec
 from hyperhive.backends.bwrap import BwrapBackend, bwrap_argv
 from support.backend_probe import Lines, wait_gone, write_probe
 
+BOUND = 30.0  # on waits for a sandbox to stop or exit; a loaded 2-core machine is slow, not this
 UIDS = {"hm1nd": 1_900_000_100, "alice": 1_900_000_101, "bob": 1_900_000_102}
 
 
@@ -171,7 +171,7 @@ async def test_an_agent_without_network_cannot_reach_a_host_listener(hive: Hive)
         # The control: with network on, the same probe does connect.
         online = await hive.run_report(hive.spec("bob", "report"), {"port": port})
         assert online["connect"] == "connected"
-        await asyncio.wait_for(accepted.wait(), 5)
+        await asyncio.wait_for(accepted.wait(), BOUND)
         accepted.clear()
         offline = await hive.run_report(hive.spec("alice", "report", network=False), {"port": port})
         assert offline["connect"] in ("ConnectionRefusedError", "OSError", "TimeoutError")
@@ -207,9 +207,9 @@ async def test_stop_kills_the_whole_sandbox_even_processes_that_left_the_group(
     assert status.state == "running" and status.pid is not None
     inside = sandbox_pids(status.pid)
     assert len(inside) == 4  # init, probe, its child, the escapee in its own session
-    began = time.monotonic()
-    await backend.stop("alice")
-    assert time.monotonic() - began < 4.0
+    # Bounded, not timed: a stop that waited for the escapee (it sleeps forever)
+    # would never end, and a loaded machine may take seconds over the 0.5 s.
+    await asyncio.wait_for(backend.stop("alice"), BOUND)
     assert wait_gone([status.pid, *inside]) == []
     assert (await backend.status("alice")).state == "stopped"
     code = await backend.wait("alice")
@@ -225,9 +225,8 @@ async def test_wait_reports_a_crash_inside_the_sandbox_at_once(hive: Hive) -> No
     await hive.backend.start(spec, lines)
     waiting = asyncio.ensure_future(hive.backend.wait("alice"))
     await lines.next_with("crashing")
-    began = time.monotonic()
-    assert await asyncio.wait_for(waiting, 5) == 7
-    assert time.monotonic() - began < 2.0
+    # The grandchild holds stdout for 600 s: a wait that waited for it would run out.
+    assert await asyncio.wait_for(waiting, BOUND) == 7
     assert (await hive.backend.status("alice")).state == "stopped"
 
 

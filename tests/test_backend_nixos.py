@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import subprocess
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,6 +290,91 @@ async def test_wait_notices_a_container_that_went_down_by_polling_status(setup: 
     waiting = asyncio.ensure_future(setup.backend.wait("alice"))
     await setup.backend.stop("alice")
     assert await asyncio.wait_for(waiting, 10) == 0
+
+
+# nixos-container as a loaded host runs it: the next $FLAKY_COUNT status runs are
+# killed before they answer (as a timeout or the OOM killer would), and every status
+# run says on the FIFO $FLAKY_EVENTS whether it failed or went on to the fake.
+FLAKY = """#!/bin/sh
+if [ "$1" = status ]; then
+    left=$(cat "$FLAKY_COUNT")
+    if [ "$left" -gt 0 ]; then
+        echo $((left - 1)) > "$FLAKY_COUNT"
+        echo failed > "$FLAKY_EVENTS"
+        kill -KILL $$
+    fi
+    echo answered > "$FLAKY_EVENTS"
+fi
+exec "$FAKE" "$@"
+"""
+
+
+@dataclass
+class Flaky:
+    backend: NixosBackend
+    count: Path
+    events: asyncio.StreamReader
+
+    async def next_probe(self) -> str:
+        return (await asyncio.wait_for(self.events.readline(), 10)).decode().strip()
+
+
+@pytest.fixture
+async def flaky(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Flaky]:
+    tool, count, fifo = (setup.root / n for n in ("flaky-nixos-container", "count", "events"))
+    tool.write_text(FLAKY)
+    tool.chmod(0o755)
+    count.write_text("0")
+    os.mkfifo(fifo)
+    monkeypatch.setenv("FAKE", str(FAKE))
+    monkeypatch.setenv("FLAKY_COUNT", str(count))
+    monkeypatch.setenv("FLAKY_EVENTS", str(fifo))
+    reading = os.fdopen(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0)
+    keep_open = os.open(fifo, os.O_WRONLY)  # no EOF between two status runs
+    events = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(events), reading
+    )
+    backend = NixosBackend(
+        setup.root / "work",
+        command=str(tool),
+        conf_dir=setup.conf_dir,
+        hyperhive_url=HYPERHIVE_URL,
+        system="x86_64-linux",
+        poll_initial=0.02,
+        poll_max=0.1,
+    )
+    try:
+        yield Flaky(backend, count, events)
+    finally:
+        transport.close()
+        os.close(keep_open)
+
+
+async def test_wait_keeps_waiting_through_a_status_probe_that_fails(
+    setup: Setup, flaky: Flaky
+) -> None:
+    spec = setup.spec("alice")
+    await setup.backend.create(spec)
+    await setup.backend.start(spec, Lines())
+    flaky.count.write_text("1")
+    waiting = asyncio.ensure_future(flaky.backend.wait("alice"))
+    assert await flaky.next_probe() == "failed"
+    assert await flaky.next_probe() == "answered"  # it asked again: no crash reported
+    assert not waiting.done()
+    assert setup.fake("terminate", "h-alice").returncode == 0
+    assert await asyncio.wait_for(waiting, 10) == EXIT_UNKNOWN
+
+
+async def test_wait_gives_up_when_status_keeps_failing(setup: Setup, flaky: Flaky) -> None:
+    spec = setup.spec("alice")
+    await setup.backend.create(spec)
+    await setup.backend.start(spec, Lines())
+    flaky.count.write_text("1000")
+    with pytest.raises(BackendError, match=r"failed 3 times in a row; the last: .*\(exit -9\)"):
+        await asyncio.wait_for(flaky.backend.wait("alice"), 10)
+    assert [await flaky.next_probe() for _ in range(3)] == ["failed"] * 3
 
 
 async def test_tool_failures_become_backend_errors_with_the_tools_words(setup: Setup) -> None:

@@ -51,7 +51,10 @@ async def test_a_waiting_recv_returns_within_milliseconds_of_a_send(hive: Hive) 
         got = await asyncio.wait_for(waiting, 5)
         latency = time.perf_counter() - sent_at
     assert got["message"]["body"] == "wake up"
-    assert latency < 0.05, f"woke after {latency * 1000:.1f} ms"
+    # Woken by the send, not by a timer: even a 1 s poll would miss this bound. It is
+    # loose because a loaded 2-core machine can take the CPU away for tens of ms;
+    # bench/broker.py measures the real figure (p99 under a millisecond).
+    assert latency < 0.5, f"woke after {latency * 1000:.1f} ms"
 
 
 async def test_a_recv_that_waits_in_vain_answers_null_after_its_wait(hive: Hive) -> None:
@@ -59,7 +62,8 @@ async def test_a_recv_that_waits_in_vain_answers_null_after_its_wait(hive: Hive)
     async with await connect(hive, "alice") as alice:
         started = time.monotonic()
         assert await alice.call("recv", wait=0.2) is None
-        assert 0.15 <= time.monotonic() - started < 2
+        # At least its wait, and never much more (a loaded machine is slow, not 10 s slow).
+        assert 0.15 <= time.monotonic() - started < 10
 
 
 async def test_a_lease_held_by_a_client_that_disconnects_is_delivered_again(hive: Hive) -> None:

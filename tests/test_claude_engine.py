@@ -11,12 +11,20 @@ from pathlib import Path
 import pytest
 
 from hyperhive.agent.claude import ClaudeEngine
+from hyperhive.agent.failures import Backoff
 from hyperhive.agent.login import Credentials
 from hyperhive.agent.settings import AgentSettings
 from hyperhive.agent.tools import HiveTools
 from hyperhive.client import Client
 from hyperhive.core.hive import Hive
-from support.fake_anthropic import FakeAnthropic, HangReply, Turns, reply_text, reply_tool_use
+from support.fake_anthropic import (
+    FakeAnthropic,
+    HangReply,
+    Turns,
+    reply_error,
+    reply_text,
+    reply_tool_use,
+)
 from support.running import RunningAgent
 
 WAIT = 60.0
@@ -171,3 +179,65 @@ async def test_clear_starts_a_new_session_and_restarts_resume_the_old_one(
     finally:
         await again.stop()
     assert resumed == cleared
+
+
+async def test_the_first_message_to_a_fresh_agent_without_a_key_survives_until_the_login(
+    hive: Hive, alice: AgentSettings, api: FakeAnthropic
+) -> None:
+    api.script = Turns(reply_text("now I can answer"))
+    env = {k: v for k, v in cli_env(api, alice).items() if k != "ANTHROPIC_API_KEY"}
+    agent = start_agent(alice, env)
+    try:
+        await agent.next_kind("state", state="offline", reason="login")
+        async with await Client.connect(hive.config.host_socket) as op:
+            mid = (await op.call("send", to="alice", body="my first words"))["id"]
+        first = await agent.next_kind("turn_start", message_id=mid)
+        failed = await agent.next_kind("turn_end", turn=first.id)
+        # Claude Code itself says so, with no HTTP status: nothing reached the API.
+        assert failed.data["ok"] is False and "Not logged in" in failed.data["error"]
+        await agent.next_kind("notice", level="warning")
+        assert agent.harness.status().reason == "login" and api.turn_requests == []
+        assert hive.broker.pending() == {"alice": 1}
+
+        await agent.harness.save_api_key("sk-ant-fake-key-saved-on-the-page")
+        again = await agent.next_kind("turn_start", message_id=mid)
+        await agent.next_kind("assistant", text="now I can answer")
+        done = await agent.next_kind("turn_end", turn=again.id)
+        assert done.data["ok"] is True
+    finally:
+        await agent.stop()
+    assert "my first words" in api.turn_requests[0].last_user_text()
+    row = hive.conn.execute(
+        "SELECT delivered_at, attempts FROM messages WHERE id = ?", (mid,)
+    ).fetchone()
+    assert row[0] is not None and row[1] == 0
+
+
+async def test_an_overloaded_api_sends_the_message_back_and_a_later_try_answers_it(
+    hive: Hive, alice: AgentSettings, api: FakeAnthropic
+) -> None:
+    api.script = Turns(
+        reply_error(529, "overloaded_error", "Overloaded"), reply_text("second time lucky")
+    )
+    env = cli_env(api, alice)
+    engine = ClaudeEngine(
+        alice, HiveTools(alice.socket), Credentials(alice.claude_dir, env), env=env
+    )
+    agent = RunningAgent(alice, engine, env, WAIT, backoff=Backoff(0.2, 1.0))
+    try:
+        async with await Client.connect(hive.config.host_socket) as op:
+            mid = (await op.call("send", to="alice", body="busy day"))["id"]
+        first = await agent.next_kind("turn_start", message_id=mid)
+        failed = await agent.next_kind("turn_end", turn=first.id)
+        assert failed.data["ok"] is False and "529" in failed.data["error"]
+        held = await agent.next_kind("state", state="backoff")
+        assert held.data["reason"].startswith("upstream: ")
+        again = await agent.next_kind("turn_start", message_id=mid)
+        await agent.next_kind("assistant", text="second time lucky")
+        assert (await agent.next_kind("turn_end", turn=again.id)).data["ok"] is True
+    finally:
+        await agent.stop()
+    row = hive.conn.execute(
+        "SELECT delivered_at, attempts FROM messages WHERE id = ?", (mid,)
+    ).fetchone()
+    assert row[0] is not None and row[1] == 0

@@ -207,7 +207,7 @@ async def test_an_agents_page_shows_its_waiting_tool_use_and_sends_the_operator_
                 await deny.click()
             dashboard = await opened.value
             # Logged in by the operator's own session, on the card, ready for a reason.
-            await expect(dashboard.locator("#link")).to_have_text("● live", timeout=10_000)
+            await expect(dashboard.locator("#link")).to_have_text("● live", timeout=WAIT * 1000)
             card = dashboard.locator(f'#approval-list [data-approval="{asked["approval"]}"]')
             await expect(card).to_have_class("approval kind-tool_use focus")
             await expect(card.get_by_placeholder("reason to deny")).to_be_focused()

@@ -111,6 +111,22 @@ async def timed_status(host: Path) -> float:
     return time.perf_counter() - started
 
 
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def fastest_idle_status(limited: Limited, idle_fds: int) -> float:
+    """The fastest of a few ``status`` round trips, once the core holds no more than
+    ``idle_fds`` descriptors (its count before the clients came) and three (the
+    connection that asks, two more it may not have seen close yet): the bound is on
+    an idle core, not on one still draining thousands of hung-up clients."""
+    async with await Client.connect(limited.host) as op, asyncio.timeout(WAIT):
+        while open_fds(limited.daemon.proc.pid) > idle_fds + 3:
+            await op.call("ping")  # each try a round trip: the core's own pace
+    # The fastest of several: one round trip may lose the CPU to a neighbour's test.
+    return min([await timed_status(limited.host) for _ in range(5)])
+
+
 async def open_raw(path: Path, first: bytes = b"") -> tuple[asyncio.StreamReader, Any]:
     reader, writer = await asyncio.open_unix_connection(str(path), limit=1 << 20)
     if first:
@@ -147,6 +163,7 @@ async def test_thousands_of_abandoned_long_polls_leave_the_core_fast_and_quiet(
     limited: Limited,
 ) -> None:
     await add_agents(limited.host, "alice")
+    idle_fds = open_fds(limited.daemon.proc.pid)
 
     async def abandon(cycles: int) -> None:
         for _ in range(cycles):
@@ -159,7 +176,7 @@ async def test_thousands_of_abandoned_long_polls_leave_the_core_fast_and_quiet(
     async with asyncio.timeout(WAIT * 3):
         await asyncio.gather(*(abandon(250) for _ in range(20)))  # 5,000 cycles
     await until_status(limited.host, lambda s: s["waiting"] == {})
-    assert min([await timed_status(limited.host) for _ in range(3)]) < 0.1
+    assert await fastest_idle_status(limited, idle_fds) < 0.1
     async with await Client.connect(limited.agent("alice")) as alice:
         assert await alice.call("recv", wait=0) is None  # its socket is not clogged either
     assert_clean(limited.stop())
@@ -238,6 +255,7 @@ async def test_agents_holding_the_whole_budget_cannot_starve_the_host_socket(
     budget = ConnectionBudget.create(budget_for_nofile(NOFILE), DEFAULT_HOST_SOCKET_CONNECTIONS)
     per_agent = DEFAULT_AGENT_SOCKET_CONNECTIONS
     assert len(names) * per_agent > budget.total - budget.reserve  # more than agents may hold
+    idle_fds = open_fds(limited.daemon.proc.pid)
     held: list[RawSocket] = []
     try:
         for name in names:
@@ -264,7 +282,8 @@ async def test_agents_holding_the_whole_budget_cannot_starve_the_host_socket(
         async with asyncio.timeout(WAIT):
             assert [a["error"]["code"] for a in await read_all(reader)] == ["busy"]
         writer.close()
-        assert min([await timed_status(limited.host) for _ in range(3)]) < 0.1
+        # The admitted long-polls are parked, the refused ones closed: an idle core.
+        assert await fastest_idle_status(limited, idle_fds + len(pending)) < 0.1
     finally:
         for raw in held:
             raw.close()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from hyperhive.agent.work_changes import MAX_SHOWN, changes, snapshot
+from hyperhive.agent.work_changes import MAX_SHOWN, changes, mounts_below, snapshot
 
 
 def test_files_added_modified_and_removed_are_reported_and_git_is_left_out(
@@ -44,3 +45,16 @@ def test_a_huge_workspace_is_walked_only_so_far_and_lists_are_capped(tmp_path: P
     assert len(found["added"]) == MAX_SHOWN and found["counts"]["added"] == MAX_SHOWN + 10
     partial = changes(before, after)
     assert partial is not None and partial["complete"] is False
+
+
+def test_mount_points_inside_the_workspace_are_not_walked(tmp_path: Path) -> None:
+    (tmp_path / "work" / "main" / ".venv").mkdir(parents=True)
+    (tmp_path / "work" / "main" / ".venv" / "big").write_text("x")
+    (tmp_path / "work" / "mine.txt").write_text("y")
+    work = os.path.realpath(tmp_path / "work")
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        f"1 0 0:1 / / rw - ext4 /dev/x rw\n"
+        f"2 1 0:1 /work/main/.venv {work}/main/.venv ro - ext4 /dev/x ro\n"
+    )
+    assert mounts_below(tmp_path / "work", info) == {f"{work}/main/.venv"}

@@ -13,7 +13,7 @@ from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.dashboard import live_swarm
 from support.workspace import agent_commit, make_host_repo, workspace_toml
 
-WAIT_MS = 10000
+WAIT_MS = 30_000  # a bound, not a target: chromium on a loaded 2-core machine takes seconds
 MINUS = "\u2212"  # what the page prints for deletions
 
 

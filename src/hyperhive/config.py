@@ -16,6 +16,9 @@ from typing import Final
 from hyperhive.errors import ConfigError
 
 BACKENDS: Final = ("auto", "nixos", "bwrap", "process")
+# sqlite's synchronous setting (README, Durability): "normal" survives any process crash,
+# "full" also a power cut, each commit fsynced before its answer.
+DURABILITY: Final = ("normal", "full")
 DEFAULT_LISTEN: Final = "127.0.0.1:7000"
 DEFAULT_MAX_BODY: Final = 256 * 1024
 DEFAULT_MAX_LINE: Final = 1024 * 1024
@@ -33,6 +36,11 @@ DEFAULT_AGENT_SOCKET_CONNECTIONS: Final = 32
 DEFAULT_HOST_SOCKET_CONNECTIONS: Final = 64
 DEFAULT_LINE_TIMEOUT: Final = 10.0
 DEFAULT_IDLE_TIMEOUT: Final = 300.0
+# How long a send's key names its message (core/send_keys.py): far longer than any retry.
+DEFAULT_SEND_KEY_WINDOW: Final = 24 * 3600
+# Tries a message gets when its turn fails for its own sake, before it is a dead letter
+# (core/dead_letter.py); failures that are not the message's fault count nothing.
+DEFAULT_MAX_ATTEMPTS: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,9 @@ class Config:
     host_socket_connections: int = DEFAULT_HOST_SOCKET_CONNECTIONS
     line_timeout: float = DEFAULT_LINE_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    send_key_window: float = DEFAULT_SEND_KEY_WINDOW
+    durability: str = "normal"
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
     @property
     def db_path(self) -> Path:
@@ -108,6 +119,7 @@ def resolve(
     run_dir: str | None = None,
     listen: str | None = None,
     backend: str | None = None,
+    durability: str | None = None,
     env: Mapping[str, str] | None = None,
     uid: int | None = None,
 ) -> Config:
@@ -120,6 +132,9 @@ def resolve(
     chosen = backend or env.get("HYPERHIVE_BACKEND") or "auto"
     if chosen not in BACKENDS:
         raise ConfigError(f"unknown backend {chosen!r}: choose one of {', '.join(BACKENDS)}")
+    durable = durability or env.get("HYPERHIVE_DURABILITY") or "normal"
+    if durable not in DURABILITY:
+        raise ConfigError(f"unknown durability {durable!r}: choose one of {', '.join(DURABILITY)}")
     max_body = _int_env(env, "HYPERHIVE_MAX_BODY", DEFAULT_MAX_BODY)
     lease = float(_int_env(env, "HYPERHIVE_LEASE_SECONDS", int(DEFAULT_LEASE_SECONDS)))
     return Config(
@@ -144,6 +159,9 @@ def resolve(
         ),
         line_timeout=_int_env(env, "HYPERHIVE_LINE_TIMEOUT", int(DEFAULT_LINE_TIMEOUT)),
         idle_timeout=_int_env(env, "HYPERHIVE_IDLE_TIMEOUT", int(DEFAULT_IDLE_TIMEOUT)),
+        send_key_window=_int_env(env, "HYPERHIVE_SEND_KEY_WINDOW", DEFAULT_SEND_KEY_WINDOW),
+        durability=durable,
+        max_attempts=_int_env(env, "HYPERHIVE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from hyperhive.agent.control import AgentEvent
 from hyperhive.agent.engine import Engine
+from hyperhive.agent.failures import Backoff
 from hyperhive.agent.harness import Harness
 from hyperhive.agent.history import History
 from hyperhive.agent.login import Credentials
@@ -17,12 +18,18 @@ E = TypeVar("E", bound=Engine)
 
 class RunningAgent(Generic[E]):
     def __init__(
-        self, settings: AgentSettings, engine: E, env: dict[str, str], wait: float
+        self,
+        settings: AgentSettings,
+        engine: E,
+        env: dict[str, str],
+        wait: float,
+        *,
+        backoff: Backoff | None = None,
     ) -> None:
         credentials = Credentials(settings.claude_dir, env)
         self.engine = engine
         self.history = History(settings.history_db, secrets=credentials.secrets)
-        self.harness = Harness(settings, engine, self.history, credentials)
+        self.harness = Harness(settings, engine, self.history, credentials, backoff=backoff)
         self._wait = wait
         # Only this run's events: a restarted agent shares the history.db.
         self._events = self.history.subscribe(self.history.last_id())

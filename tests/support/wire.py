@@ -13,6 +13,9 @@ from typing import Any
 from hyperhive.client import Client
 
 ANSWER_TIMEOUT = 10.0
+# What until_status waits for can be a harness booting and running a turn (or the real
+# Claude CLI) on a loaded 2-core machine: seconds there, never a minute.
+STATUS_WAIT = 60.0
 
 
 class RawConnection:
@@ -82,12 +85,14 @@ class RawSocket:
         self.sock.close()
 
 
-async def until_status(host_socket: Path, check: Callable[[dict[str, Any]], bool]) -> None:
-    """Ask the core for its status until ``check`` holds; bounded by ``ANSWER_TIMEOUT``.
+async def until_status(
+    host_socket: Path, check: Callable[[dict[str, Any]], bool], wait: float = STATUS_WAIT
+) -> None:
+    """Ask the core for its status until ``check`` holds; bounded by ``wait``.
 
     Each try is a real round trip to the core, so this waits on the core's
     own account of itself (who is long-polling, who is subscribed).
     """
-    async with await Client.connect(host_socket) as op, asyncio.timeout(ANSWER_TIMEOUT):
+    async with await Client.connect(host_socket) as op, asyncio.timeout(wait):
         while not check(await op.call("status")):
             pass

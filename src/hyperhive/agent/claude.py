@@ -35,7 +35,7 @@ from claude_agent_sdk import (
     UserMessage,
 )
 
-from hyperhive.agent.engine import EngineError, EngineEvent
+from hyperhive.agent.engine import EngineError, EngineEvent, EngineUnavailable
 from hyperhive.agent.login import Credentials
 from hyperhive.agent.permissions import Ask, Gate, core_ask
 from hyperhive.agent.prompts import system_prompt
@@ -47,6 +47,9 @@ from hyperhive.tool_rules import Rule, ToolPolicy
 
 log = logging.getLogger(__name__)
 AUTH_STATUSES: Final = frozenset({401, 403})
+# What the CLI says (AssistantMessage.error) when it has no credentials or they are
+# refused: "Not logged in · Please run /login" comes with no HTTP status at all.
+AUTH_FAILED: Final = "authentication_failed"
 TOOL_RESULT_LIMIT: Final = 4000
 MISSING_SESSION: Final = "No conversation found"
 # Forwarded from the harness's environment into the CLI's; nothing else is
@@ -79,6 +82,8 @@ class ClaudeEngine:
         self._session: str | None = self._read_session()
         self._idle: asyncio.TimerHandle | None = None
         self._idle_close: asyncio.Task[None] | None = None
+        # The CLI's word for the API error of the running turn, if it had one.
+        self._api_error: str | None = None
 
     @property
     def session_id(self) -> str | None:
@@ -152,7 +157,7 @@ class ClaudeEngine:
                 self._client = await self._connect()
             except ClaudeSDKError as exc:
                 if self._session is None or MISSING_SESSION not in str(exc):
-                    raise EngineError(f"cannot start Claude Code: {exc}") from exc
+                    raise EngineUnavailable(f"cannot start Claude Code: {exc}") from exc
                 # The transcript is gone (deleted, or never written): start afresh
                 # rather than failing every turn from now on.
                 log.warning("session %s cannot be resumed; starting a new one", self._session)
@@ -160,7 +165,7 @@ class ClaudeEngine:
                 try:
                     self._client = await self._connect()
                 except ClaudeSDKError as again:
-                    raise EngineError(f"cannot start Claude Code: {again}") from again
+                    raise EngineUnavailable(f"cannot start Claude Code: {again}") from again
         return self._client
 
     async def _connect(self) -> ClaudeSDKClient:
@@ -179,6 +184,7 @@ class ClaudeEngine:
     async def turn(self, prompt: str) -> AsyncIterator[EngineEvent]:
         if self._idle is not None:
             self._idle.cancel()
+        self._api_error = None
         client = await self._connected()
         try:
             await client.query(prompt)
@@ -206,6 +212,8 @@ class ClaudeEngine:
                     data[key] = message.data[key]
             return [EngineEvent("system", data)]
         if isinstance(message, AssistantMessage):
+            if message.error is not None:
+                self._api_error = message.error
             return [e for block in message.content if (e := _assistant_block(block))]
         if isinstance(message, UserMessage) and isinstance(message.content, list):
             return [
@@ -224,6 +232,9 @@ class ClaudeEngine:
             # Only a finished turn proves the transcript exists and can be resumed.
             self._remember_session(message.session_id)
             usage: dict[str, Any] = message.usage or {}
+            # What agent/failures.py needs to tell a login or an API outage from the rest.
+            api_error = self._api_error if message.is_error else None
+            auth = message.api_error_status in AUTH_STATUSES or api_error == AUTH_FAILED
             return [
                 EngineEvent(
                     "result",
@@ -237,7 +248,9 @@ class ClaudeEngine:
                         "duration_ms": message.duration_ms,
                         "session_id": message.session_id,
                         "permission_denials": message.permission_denials or [],
-                        "auth_error": message.api_error_status in AUTH_STATUSES,
+                        "auth_error": message.is_error and auth,
+                        "api_error_status": message.api_error_status,
+                        "api_error": api_error,
                     },
                 )
             ]

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-Badge = Literal["idle", "thinking", "offline"]
+Badge = Literal["idle", "thinking", "backoff", "offline"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,9 @@ class Status:
     name: str
     state: Badge
     since: float  # wall-clock time the state began (for the age timer)
-    reason: str | None  # why offline: "core" (socket gone) or "login" (not authenticated)
+    # Why offline: "core" (socket gone) or "login" (not authenticated); why backoff: the
+    # trouble ("upstream: …", "engine: …") that sent the last message back to the queue.
+    reason: str | None
     model: str | None
     session_id: str | None
     queued: int  # operator prompts and messages waiting behind the current turn

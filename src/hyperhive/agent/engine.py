@@ -18,7 +18,10 @@ class EngineEvent:
 
     A turn's last event has kind ``result`` with ``is_error``, ``text``,
     ``cost_usd``, ``input_tokens``, ``output_tokens``, ``duration_ms``,
-    ``session_id``.
+    ``session_id``; a failed one may say why: ``auth_error`` (bool),
+    ``api_error_status`` (the HTTP status of the failing API call) and ``api_error``
+    (the engine's word for it: ``server_error``, ``rate_limit``, …), which
+    :mod:`hyperhive.agent.failures` reads.
     """
 
     kind: str
@@ -31,6 +34,11 @@ class EngineError(Exception):
 
 class NotLoggedIn(EngineError):
     """The engine has no usable credentials; the operator must log in."""
+
+
+class EngineUnavailable(EngineError):
+    """The engine could not start (its process would not come up): not the fault of
+    the prompt, so a message that met this goes back to the queue (agent/failures.py)."""
 
 
 class Engine(Protocol):

@@ -2,8 +2,10 @@
 
 A script maps a prompt to the events of its turn. A step may be an
 :class:`EngineEvent`, a :class:`Hang` (block until interrupted, then end the
-turn as interrupted), or a callable run at that point (to send over the
-socket like a tool would, or to raise).
+turn as interrupted), a :class:`Raise` (the engine fails: ``NotLoggedIn``,
+``EngineUnavailable`` or any ``EngineError``), an :class:`EndWith` (the turn's
+``result`` carries these fields, e.g. an API error), or a callable run at that
+point (to send over the socket like a tool would, or to raise).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from hyperhive.agent.engine import EngineEvent
+from hyperhive.agent.engine import EngineError, EngineEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +27,22 @@ class Hang:
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-Step = EngineEvent | Hang | Callable[[], Awaitable[None]]
+@dataclass(frozen=True, slots=True)
+class Raise:
+    """The engine raises ``error`` at this point of the turn (no ``result`` follows)."""
+
+    error: EngineError
+
+
+@dataclass(frozen=True, slots=True)
+class EndWith:
+    """End the turn here; its ``result`` has these fields over the usual ones, e.g.
+    ``{"is_error": True, "api_error_status": 529, "text": "API Error: 529 Overloaded"}``."""
+
+    result: dict[str, Any]
+
+
+Step = EngineEvent | Hang | Raise | EndWith | Callable[[], Awaitable[None]]
 Script = Callable[[str], Sequence[Step]]
 
 
@@ -63,6 +81,7 @@ class ScriptedEngine:
             "system", {"subtype": "init", "session_id": self._session, "model": self._model}
         )
         interrupted = False
+        ending: dict[str, Any] = {}
         for step in self._script(prompt):
             if isinstance(step, EngineEvent):
                 yield step
@@ -71,20 +90,23 @@ class ScriptedEngine:
                 await self._interrupted.wait()
                 interrupted = True
                 break
+            elif isinstance(step, Raise):
+                raise step.error
+            elif isinstance(step, EndWith):
+                ending = step.result
+                break
             else:
                 await step()
-        yield EngineEvent(
-            "result",
-            {
-                "is_error": interrupted,
-                "text": "interrupted" if interrupted else "done",
-                "cost_usd": 0.0,
-                "input_tokens": len(prompt),
-                "output_tokens": 1,
-                "duration_ms": int((time.monotonic() - started) * 1000),
-                "session_id": self._session,
-            },
-        )
+        result = {
+            "is_error": interrupted,
+            "text": "interrupted" if interrupted else "done",
+            "cost_usd": 0.0,
+            "input_tokens": len(prompt),
+            "output_tokens": 1,
+            "duration_ms": int((time.monotonic() - started) * 1000),
+            "session_id": self._session,
+        }
+        yield EngineEvent("result", result | ending)
 
     async def interrupt(self) -> None:
         self.interrupts += 1

@@ -2,10 +2,14 @@
 
 Two tasks cooperate. The *inbox* task holds a connection to the core, leases
 the next message (long-poll), queues it as work, waits for its turn to finish
-and acks it; if the socket goes away the agent shows ``offline`` and
-reconnects with backoff, and the core re-queues the unacked lease. The
-*worker* task runs queued work one turn at a time, so an operator prompt
-waits behind a running turn rather than interrupting it.
+and settles the lease by whose fault a failure was (agent/failures.py): ack a
+handled message; ``fail`` one whose turn errored (the core counts attempts and
+dead-letters it after a few); ``nack`` one that met trouble not of its making (no
+login, the API down, the engine not starting) and wait, disconnected, for a login
+or out a backoff before taking work again. If the socket goes away the agent
+shows ``offline`` and reconnects with backoff, and the core re-queues the open
+lease, counting nothing. The *worker* task runs queued work one turn at a time,
+so an operator prompt waits behind a running turn rather than interrupting it.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from typing import Any, Final, Literal
 
 from hyperhive.agent import tool_requests, work_changes
 from hyperhive.agent.control import AgentEvent, CommandResult, Status
-from hyperhive.agent.engine import Engine, EngineError, NotLoggedIn
+from hyperhive.agent.engine import Engine, EngineError
+from hyperhive.agent.failures import Backoff, Failed, Handled, Outcome, Retry, judge
 from hyperhive.agent.history import History
 from hyperhive.agent.login import Credentials, LoginError, SetupTokenFlow
 from hyperhive.agent.model import ModelFile
 from hyperhive.agent.prompts import HELP, wake_prompt
 from hyperhive.agent.settings import AgentSettings
-from hyperhive.agent.state import AgentState
+from hyperhive.agent.state import KEEP, AgentState, Keep
 from hyperhive.client import Client
 from hyperhive.errors import BadRequest, HiveError
 
@@ -34,6 +39,10 @@ log = logging.getLogger(__name__)
 RECV_WAIT: Final = 30.0
 BACKOFF_START: Final = 0.1
 BACKOFF_MAX: Final = 5.0
+# Waiting for a login, the credentials are looked at again at least this often, so a
+# key that appears by other means than the page (a file, a mount) is noticed.
+LOGIN_RECHECK_MAX: Final = 30.0
+BADGE_REASON: Final = 200
 
 
 @dataclass(eq=False)
@@ -42,6 +51,7 @@ class Work:
     trigger: Literal["message", "operator"]
     message: dict[str, Any] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    outcome: Outcome = field(default_factory=Handled)
 
 
 class Harness:
@@ -54,6 +64,7 @@ class Harness:
         *,
         setup_token: SetupTokenFlow | None = None,
         clock: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -65,7 +76,13 @@ class Harness:
         self._state = AgentState(clock())
         self._queue: asyncio.Queue[Work] = asyncio.Queue()
         self._turn_running = False
+        self._cancelled = False  # the operator cancelled the running turn
         self._stopping = asyncio.Event()
+        self._backoff = backoff or Backoff()
+        self._troubles = 0  # failures in a row that were not the message's fault
+        self._login = asyncio.Event()  # set whenever a login is saved
+        # A login reaches only a new engine process (the CLI reads its key at start).
+        self._restart_engine = False
 
     # -- running -----------------------------------------------------------
 
@@ -105,12 +122,19 @@ class Harness:
                 continue
             self._set_state(core_connected=True)
             answered = asyncio.Event()
+            held: tuple[int, Retry] | None = None
             try:
-                await self._lease_loop(client, answered)
+                held = await self._lease_loop(client, answered)
             except (HiveError, OSError) as exc:
                 log.warning("lost the core socket: %s", exc)
             finally:
                 await client.close()
+            if held is not None:
+                # Not the core's trouble: wait without a connection for the core to keep
+                # (it would idle out), the badge saying why; then take work again.
+                await self._hold_off(*held)
+                backoff = BACKOFF_START
+                continue
             self._set_state(core_connected=False)
             # A core that accepts and then refuses (busy, shutting down) must
             # not be hammered: only a connection that served a recv resets.
@@ -120,7 +144,9 @@ class Harness:
                 await self._pause(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
-    async def _lease_loop(self, client: Client, answered: asyncio.Event) -> None:
+    async def _lease_loop(self, client: Client, answered: asyncio.Event) -> tuple[int, Retry]:
+        """Lease, run, settle, until a message is given back for trouble not its own:
+        then its id and why, for :meth:`_hold_off`."""
         while True:
             got = await client.call("recv", wait=RECV_WAIT, lease=True)
             answered.set()
@@ -131,9 +157,67 @@ class Harness:
             work = Work(wake_prompt(self.settings.name, message), "message", message)
             self._queue.put_nowait(work)
             await work.done.wait()
-            # Acked only after the turn: a crash mid-turn leaves the lease
-            # unacked, so the core hands the message out again after restart.
-            await client.call("ack", lease=got["lease"])
+            # Settled only after the turn: a crash mid-turn leaves the lease open, so
+            # the core hands the message out again (and counts no attempt).
+            outcome, lease, mid = work.outcome, got["lease"], int(message["id"])
+            if isinstance(outcome, Retry):
+                await client.call("nack", lease=lease)
+                return mid, outcome
+            self._troubles = 0
+            if isinstance(outcome, Failed):
+                await self._fail(client, lease, mid, outcome)
+            else:
+                await client.call("ack", lease=lease)
+
+    async def _fail(self, client: Client, lease: object, mid: int, failed: Failed) -> None:
+        done = await client.call("fail", lease=lease, reason=failed.reason)
+        if done["dead"]:
+            text = (
+                f"message #{mid} failed {done['attempts']} times; it is a dead letter now "
+                "(the operator can retry or drop it)"
+            )
+            self._history.publish("notice", {"level": "error", "text": text})
+        else:
+            text = f"message #{mid} failed (try {done['attempts']}); it goes back to the queue"
+            self._history.publish("notice", {"level": "warning", "text": text})
+
+    async def _hold_off(self, mid: int, retry: Retry) -> None:
+        """After a message went back for ``retry``: wait for a login, or out a backoff."""
+        self._troubles += 1
+        delay = self._backoff.delay(self._troubles)
+        if retry.cause == "login":
+            text = f"message #{mid} is back in the queue until a login: {retry.reason}"
+            self._history.publish("notice", {"level": "warning", "text": text})
+            await self._until_logged_in(delay)
+            return
+        text = f"{retry.reason} — message #{mid} is back in the queue; next try in {delay:g} s"
+        self._history.publish("notice", {"level": "warning", "text": text})
+        self._set_state(backoff=f"{retry.cause}: {retry.reason}"[:BADGE_REASON])
+        try:
+            await self._pause(delay)
+        finally:
+            self._set_state(backoff=None)
+
+    async def _until_logged_in(self, recheck: float) -> None:
+        """Until a login is saved on the page, or credentials appear by other means."""
+        mark = self._credential_mark()
+        while not self._state.logged_in and not self._stopping.is_set():
+            self._login.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(recheck, LOGIN_RECHECK_MAX)):
+                    await self._login.wait()
+            recheck *= 2
+            if self._credential_mark() != mark and self.credentials.available():
+                self._restart_engine = True
+                self._set_state(logged_in=True)
+
+    def _credential_mark(self) -> tuple[int, int | None]:
+        """Changes when the credentials do (the hash never leaves this process)."""
+        try:
+            stamp = (self.credentials.claude_dir / ".credentials.json").stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        return hash(tuple(self.credentials.secrets())), stamp
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -144,31 +228,36 @@ class Harness:
         while True:
             work = await self._queue.get()
             try:
-                await self._run_turn(work)
+                work.outcome = await self._run_turn(work)
+            except Exception as exc:
+                # A fault of ours, not the engine's answer: the loop goes on, and the
+                # message is counted as failed rather than acked as if it were handled.
+                log.exception("a turn failed inside the harness")
+                work.outcome = Failed(f"the harness failed: {exc}")
             finally:
                 work.done.set()
 
-    async def _run_turn(self, work: Work) -> None:
+    async def _run_turn(self, work: Work) -> Outcome:
         started = time.monotonic()
         begin: dict[str, Any] = {"trigger": work.trigger, "prompt": work.prompt}
         if work.message is not None:
             begin |= {"message_id": work.message["id"], "from": work.message["from"]}
         turn = self._history.publish("turn_start", begin).id
-        self._turn_running = True
+        self._turn_running, self._cancelled = True, False
         self._set_state(turn_running=True)
+        if self._restart_engine:
+            self._restart_engine = False
+            await self.engine.close()
         work_before = await asyncio.to_thread(work_changes.snapshot, self.settings.workspace)
         result: dict[str, Any] = {}
-        error: str | None = None
+        raised: EngineError | None = None
         try:
             async for event in self.engine.turn(work.prompt):
                 self._history.publish(event.kind, event.data)
                 if event.kind == "result":
                     result = event.data
-        except NotLoggedIn as exc:
-            error = str(exc)
-            self._set_state(logged_in=False)
         except EngineError as exc:
-            error = str(exc)
+            raised = exc
         finally:
             self._turn_running = False
             self._set_state(turn_running=False)
@@ -176,8 +265,12 @@ class Harness:
         changed = work_changes.changes(work_before, work_after)
         if changed is not None:
             self._history.publish(work_changes.KIND, changed)
-        if result.get("auth_error"):
+        outcome = judge(raised, result, cancelled=self._cancelled)
+        if isinstance(outcome, Retry) and outcome.cause == "login":
             self._set_state(logged_in=False)
+        elif isinstance(outcome, Handled) and result and not result.get("is_error"):
+            self._set_state(logged_in=True)  # a turn that worked proves the login
+        error = None if raised is None else str(raised)
         if error is None and result.get("is_error"):
             error = str(result.get("text") or "the turn failed")
         if error:
@@ -196,6 +289,7 @@ class Harness:
                 "session_id": result.get("session_id") or self.engine.session_id,
             },
         )
+        return outcome
 
     def note_tool_request(self, tool: str, tool_input: dict[str, Any], answer: object) -> None:
         """The core's answer to one ``tool_use`` ask, into the history, so the page shows
@@ -207,8 +301,23 @@ class Harness:
         if data is not None:
             self._history.publish(tool_requests.KIND, data)
 
-    def _set_state(self, **facts: bool) -> None:
-        changed = self._state.update(self._clock(), **facts)
+    def _set_state(
+        self,
+        *,
+        core_connected: bool | None = None,
+        logged_in: bool | None = None,
+        turn_running: bool | None = None,
+        backoff: str | Keep | None = KEEP,
+    ) -> None:
+        if logged_in:
+            self._login.set()
+        changed = self._state.update(
+            self._clock(),
+            core_connected=core_connected,
+            logged_in=logged_in,
+            turn_running=turn_running,
+            backoff=backoff,
+        )
         if changed is not None:
             self._history.publish(
                 "state",
@@ -289,11 +398,13 @@ class Harness:
     async def cancel(self) -> CommandResult:
         if not self._turn_running:
             return CommandResult(False, "no turn is running")
+        self._cancelled = True
         await self.engine.interrupt()
         return CommandResult(True, "cancelling the running turn")
 
     async def save_api_key(self, key: str) -> CommandResult:
         self.credentials.save_api_key(key)
+        self._restart_engine = True
         self._set_state(logged_in=True)
         self._history.publish("notice", {"level": "info", "text": "API key saved"})
         return CommandResult(True, "API key saved")
@@ -315,6 +426,7 @@ class Harness:
         except LoginError as exc:
             return CommandResult(False, exc.message)
         self.credentials.save_oauth_token(token)
+        self._restart_engine = True
         self._set_state(logged_in=True)
         self._history.publish("notice", {"level": "info", "text": "login token saved"})
         return CommandResult(True, "logged in")

@@ -80,7 +80,8 @@ Nothing about the swarm's shape changes without the human operator's approval:
   [sandbox]) with git, commit, then mcp__hive__request_apply_commit(name, sha, reason);
   exactly that commit is applied once the operator approves, and the agent restarts.
 Decisions arrive in your inbox as approval_decided events (approved and applied,
-failed, or denied with a reason); a crashed agent arrives as agent_state.
+failed, or denied with a reason); a crashed agent arrives as agent_state, and a
+message an agent's turns kept failing on as dead_letter (the operator retries or drops it).
 You may start, kill and restart agents at once (mcp__hive__start/kill/restart);
 destroying one is the operator's alone. When you need a human decision, use
 mcp__hive__ask_operator(question, options?, multi?); the answer arrives later as

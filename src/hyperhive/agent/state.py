@@ -1,13 +1,16 @@
-"""The agent's badge (idle / thinking / offline) as a pure function of facts.
+"""The agent's badge (idle / thinking / backoff / offline) as a pure function of facts.
 
-Facts arrive as plain method calls (core connected or not, engine logged in
-or not, a turn running or not); the badge and the time it took that value
-are derived, so the web page and history agree on what the agent is doing.
+Facts arrive as plain method calls (core connected or not, engine logged in or not, a
+turn running or not, the harness holding off after trouble upstream or not); the badge
+and the time it took that value are derived, so the web page and history agree on what
+the agent is doing.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+from typing import Final
 
 from hyperhive.agent.control import Badge
 
@@ -19,11 +22,22 @@ class Badged:
     reason: str | None
 
 
+class Keep(enum.Enum):
+    """For a fact whose None means something (no backoff): leave it as it is."""
+
+    KEEP = 0
+
+
+KEEP: Final = Keep.KEEP
+
+
 class AgentState:
     def __init__(self, now: float) -> None:
         self.core_connected = False
         self.logged_in = True
         self.turn_running = False
+        # Why the harness waits before taking its next message (agent/failures.py), or None.
+        self.backoff: str | None = None
         self._current = Badged("offline", now, "core")
 
     @property
@@ -38,6 +52,8 @@ class AgentState:
             return "offline", "login"
         if not self.core_connected:
             return "offline", "core"
+        if self.backoff is not None:
+            return "backoff", self.backoff
         return "idle", None
 
     def update(
@@ -47,14 +63,20 @@ class AgentState:
         core_connected: bool | None = None,
         logged_in: bool | None = None,
         turn_running: bool | None = None,
+        backoff: str | Keep | None = KEEP,
     ) -> Badged | None:
-        """Apply new facts; returns the new badge if it changed, else None."""
+        """Apply new facts; returns the new badge if it changed, else None.
+
+        ``backoff`` is a reason (holding off), ``None`` (not holding off) or left out.
+        """
         if core_connected is not None:
             self.core_connected = core_connected
         if logged_in is not None:
             self.logged_in = logged_in
         if turn_running is not None:
             self.turn_running = turn_running
+        if backoff is not KEEP:
+            self.backoff = backoff
         state, reason = self._derive()
         if (state, reason) == (self._current.state, self._current.reason):
             return None

@@ -5,15 +5,19 @@ One definition serves both frontends: the in-process SDK MCP server named
 and ``hive-ag3nt mcp``, which runs the very same ``mcp`` server over stdio
 for any outside MCP client. Errors from the core reach the model as tool
 errors carrying the core's message.
+
+Each ``send`` carries a key of its own, so when the connection dies before the
+answer (the core restarting) the same send is tried again and stored once.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from hyperhive.client import Client
+from hyperhive.client import RETRY_PAUSES, Client, call_retrying
 from hyperhive.errors import HiveError
 
 if TYPE_CHECKING:
@@ -49,9 +53,12 @@ def _text(value: Any, *, error: bool = False) -> dict[str, Any]:
 class HiveTools:
     """Tool handlers bound to one agent's socket (its identity)."""
 
-    def __init__(self, socket: Path, role: str = "agent") -> None:
+    def __init__(
+        self, socket: Path, role: str = "agent", *, retry_pauses: tuple[float, ...] = RETRY_PAUSES
+    ) -> None:
         self.socket = socket
         self.role = role
+        self._retry_pauses = retry_pauses
 
     @property
     def names(self) -> list[str]:
@@ -64,6 +71,11 @@ class HiveTools:
     async def call(self, op: str, **args: Any) -> dict[str, Any]:
         # A connection per call: a long recv must not hold up a send.
         try:
+            if op == "send":
+                # One key per tool call: its retries are one message, a new call a new one.
+                args.setdefault("key", uuid.uuid4().hex)
+                sent = await call_retrying(self.socket, op, pauses=self._retry_pauses, **args)
+                return _text(sent)
             async with await Client.connect(self.socket) as client:
                 return _text(await client.call(op, **args))
         except HiveError as exc:

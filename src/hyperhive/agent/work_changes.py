@@ -25,12 +25,30 @@ class Snapshot:
     complete: bool  # False: the walk stopped at MAX_ENTRIES
 
 
+def mounts_below(root: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> frozenset[str]:
+    """Mount points strictly inside ``root``: not the agent's files (a sandbox may
+    bind things there), so the walk leaves them out."""
+    try:
+        lines = mountinfo.read_text().splitlines()
+    except OSError:
+        return frozenset()
+    base = os.path.realpath(root).rstrip("/") + "/"
+    points = (line.split()[4] for line in lines if len(line.split()) > 4)
+    return frozenset(p for p in points if p.startswith(base))
+
+
 def snapshot(root: Path, limit: int = MAX_ENTRIES) -> Snapshot:
-    """Every regular file under ``root`` (symlinks not followed), up to ``limit`` entries."""
+    """Every regular file under ``root`` (symlinks not followed, mounts inside it
+    skipped), up to ``limit`` entries."""
     files: dict[str, tuple[int, int]] = {}
     seen = 0
+    mounted = mounts_below(root)
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d not in SKIPPED and os.path.join(os.path.realpath(dirpath), d) not in mounted
+        )
         for name in sorted(filenames):
             seen += 1
             if seen > limit:

@@ -10,7 +10,10 @@ alternatives (machinectl, systemd) are the host's, not ours. :meth:`wait` asks
 ``nixos-container status`` with a backoff from ``poll_initial`` to
 ``poll_max`` seconds. The main process's exit code is not reported by
 nixos-container: :meth:`wait` answers 0 after our own ``stop`` and
-:data:`EXIT_UNKNOWN` otherwise.
+:data:`EXIT_UNKNOWN` otherwise. A probe that fails (the tool timed out, was
+killed, printed nothing) says nothing about the container, so :meth:`wait`
+keeps waiting; only ``status_failures`` failures in a row make it give up,
+with a :class:`BackendError` that says so.
 
 The harness's output goes to the container's journal
 (``journalctl -M h-<name> -u hive-agent``); the output sink only gets the
@@ -51,6 +54,7 @@ MAX_CONTAINER_NAME: Final = 11  # nixos-container: interface names are short
 DEFAULT_CONF_DIR: Final = Path("/etc/nixos-containers")
 BUILD_TIMEOUT: Final = 1800.0  # a first build may download and compile a lot
 COMMAND_TIMEOUT: Final = 180.0  # systemctl stop waits for the container's own timeout
+STATUS_FAILURES: Final = 3  # failed status probes in a row before wait gives up
 STATES: Final[dict[str, State]] = {"up": "running", "down": "stopped", "gone": "missing"}
 
 
@@ -71,6 +75,7 @@ class NixosBackend:
         command_timeout: float = COMMAND_TIMEOUT,
         poll_initial: float = 0.5,
         poll_max: float = 5.0,
+        status_failures: int = STATUS_FAILURES,
         privileged: bool | None = None,
     ) -> None:
         # nspawn leaves a container's root many capabilities (CAP_SYS_ADMIN and
@@ -86,6 +91,7 @@ class NixosBackend:
         self._build_timeout = build_timeout
         self._command_timeout = command_timeout
         self._poll = (poll_initial, poll_max)
+        self._status_failures = status_failures
         self._stopping: set[str] = set()
 
     def flake_dir(self, name: str) -> Path:
@@ -131,10 +137,26 @@ class NixosBackend:
 
     async def wait(self, name: str) -> int:
         delay, ceiling = self._poll
-        while (await self.status(name)).state == "running":
+        failures = 0
+        while True:
+            try:
+                running = (await self.status(name)).state == "running"
+            except BackendError as exc:
+                # One failed probe is no crash: a loaded host can fail or time out a
+                # status run while the container goes on fine.
+                failures += 1
+                if failures >= self._status_failures:
+                    raise BackendError(
+                        f"cannot tell whether h-{name} is running: nixos-container status "
+                        f"failed {failures} times in a row; the last: {exc.message}"
+                    ) from exc
+                log.warning("h-%s: status probe %d failed: %s", name, failures, exc.message)
+            else:
+                if not running:
+                    return 0 if name in self._stopping else EXIT_UNKNOWN
+                failures = 0
             await asyncio.sleep(delay)
             delay = min(delay * 2, ceiling)
-        return 0 if name in self._stopping else EXIT_UNKNOWN
 
     async def stop(self, name: str) -> None:
         self._stopping.add(name)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
-from hyperhive.cli import render, render_work
-from hyperhive.client import Client
+from hyperhive.cli import render, render_dead, render_work
+from hyperhive.client import Client, call_retrying
 from hyperhive.errors import HiveError
 
 Shown = tuple[Any, Callable[[Any], str]]
+# One retry of a send whose answer was lost, after the core has had a moment to come back.
+SEND_RETRY_PAUSE: Final = 1.0
 
 
 async def call(client: Client, args: argparse.Namespace) -> Shown:
@@ -44,9 +48,15 @@ async def _agents(client: Client, args: argparse.Namespace) -> Shown:
     return await client.call("agents"), render.agents
 
 
-async def _send(client: Client, args: argparse.Namespace) -> Shown:
-    body = sys.stdin.read() if args.body == "-" else args.body
-    sent = await client.call("send", to=args.to, body=body)
+async def send_message(socket: Path, args: argparse.Namespace) -> Shown:
+    """``hive send`` on connections of its own: an answer lost to a reset or a restarting
+    core is asked for once more with the same key (``--key``, or a fresh one), so the
+    message is stored once."""
+    body = sys.stdin.read() if args.body == "-" else args.body  # read once, for both tries
+    key = uuid.uuid4().hex if args.key is None else args.key
+    sent = await call_retrying(
+        socket, "send", pauses=(SEND_RETRY_PAUSE,), to=args.to, body=body, key=key
+    )
     return sent, lambda m: f"sent #{m['id']} to {m['to']}"
 
 
@@ -59,6 +69,19 @@ async def _messages(client: Client, args: argparse.Namespace) -> Shown:
 
 async def _message(client: Client, args: argparse.Namespace) -> Shown:
     return await client.call("message", id=args.id), render.message
+
+
+async def _dead(client: Client, args: argparse.Namespace) -> Shown:
+    extra = {"agent": args.agent} if args.agent else {}
+    return await client.call("dead_letters", limit=args.limit, **extra), render_dead.dead_letters
+
+
+async def _retry(client: Client, args: argparse.Namespace) -> Shown:
+    return await client.call("retry", id=args.id), render_dead.retried
+
+
+async def _drop(client: Client, args: argparse.Namespace) -> Shown:
+    return await client.call("drop", id=args.id), render_dead.dropped
 
 
 async def _spawn(client: Client, args: argparse.Namespace) -> Shown:
@@ -144,9 +167,11 @@ async def _dashboard_url(client: Client, args: argparse.Namespace) -> Shown:
 _COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Shown]]] = {
     "status": _status,
     "agents": _agents,
-    "send": _send,
     "messages": _messages,
     "message": _message,
+    "dead": _dead,
+    "retry": _retry,
+    "drop": _drop,
     "spawn": _spawn,
     "destroy": _destroy,
     "rebuild": _rebuild,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hyperhive import config as hive_config
 from hyperhive.cli import render
-from hyperhive.cli.commands import call
+from hyperhive.cli.commands import call, send_message
 from hyperhive.client import Client
 from hyperhive.errors import HiveError
 
@@ -38,12 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
     agents.add_argument("--allow-send", help="add: comma-separated names this agent may message")
     send = command("send", "message an agent as the operator")
     send.add_argument("--to", required=True)
+    send.add_argument(
+        "--key", help="idempotency key: the same key again stores nothing new (default: fresh)"
+    )
     send.add_argument("body", help="the message; '-' reads standard input")
     messages = command("messages", "the message log")
     messages.add_argument("--agent")
     messages.add_argument("--limit", type=int, default=50)
     messages.add_argument("--before", type=int, help="only messages older than this id")
     command("message", "one whole message").add_argument("id", type=int)
+    dead = command("dead", "dead letters: messages that failed too often, waiting for you")
+    dead.add_argument("agent", nargs="?", help="only those to this agent")
+    dead.add_argument("--limit", type=int, default=50)
+    command("retry", "put a dead letter back into its recipient's queue").add_argument(
+        "id", type=int
+    )
+    command("drop", "mark a dead letter delivered for good").add_argument("id", type=int)
     command("tail", "stream messages and core events")
     spawn = command("spawn", "create and start an agent (no approval needed)")
     spawn.add_argument("name")
@@ -100,7 +110,12 @@ async def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     def show(text: str) -> None:
         out(render.safe(text))  # the one door to the terminal
 
-    async with await Client.connect(path / "host.sock") as client:
+    socket = path / "host.sock"
+    if args.command == "send":  # its own connections, to retry a lost answer
+        result, text = await send_message(socket, args)
+        show(json.dumps(result, indent=2, ensure_ascii=True) if as_json else text(result))
+        return 0
+    async with await Client.connect(socket) as client:
         if args.command == "tail":
             async for event in client.stream("tail"):
                 # ensure_ascii: JSON leaves DEL and C1 controls raw otherwise.

@@ -14,13 +14,15 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeGuard
 
 from hyperhive.core import previews
 from hyperhive.core.bus import EventBus
+from hyperhive.core.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetters, check_reason
 from hyperhive.core.inbox import Inbox, Lease
 from hyperhive.core.limits import MESSAGE_OVERHEAD, SendLimits, SendPolicy
 from hyperhive.core.registry import Registry
+from hyperhive.core.send_keys import DEFAULT_WINDOW, Keyed, check_key, replayed
 from hyperhive.errors import (
     BadRequest,
     EmptyBody,
@@ -32,7 +34,7 @@ from hyperhive.errors import (
     UnknownLease,
     UnknownMessage,
 )
-from hyperhive.names import CORE, OPERATOR
+from hyperhive.names import CORE, MANAGER, OPERATOR
 
 Kind = Literal["message", "event"]
 MAX_WAIT: Final = 3600.0
@@ -47,6 +49,7 @@ class Message:
     kind: Kind
     payload: dict[str, Any] | None
     created_at: float
+    key: str | None = None  # the sender's idempotency key (core/send_keys.py)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -57,17 +60,27 @@ class Message:
             "kind": self.kind,
             "payload": self.payload,
             "created_at": self.created_at,
+            "key": self.key,
         }
 
 
-_COLUMNS: Final = "id, sender, recipient, body, kind, payload, created_at"
+_COLUMNS: Final = "id, sender, recipient, body, kind, payload, created_at, key"
 _BYTES: Final = "length(CAST(body AS BLOB))"
+_INSERT: Final = (
+    "INSERT INTO messages (sender, recipient, body, kind, payload, created_at, delivered_at,"
+    " key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def _row_to_message(row: tuple[Any, ...]) -> Message:
-    mid, sender, recipient, body, kind, payload, created = row
+    mid, sender, recipient, body, kind, payload, created, key = row
     decoded = json.loads(payload) if payload else None
-    return Message(mid, sender, recipient, body, kind, decoded, created)
+    return Message(mid, sender, recipient, body, kind, decoded, created, key)
+
+
+def _is_token(token: object) -> TypeGuard[int]:
+    # JSON true is a Python int equal to 1: it must not name lease 1.
+    return isinstance(token, int) and not isinstance(token, bool)
 
 
 class Broker:
@@ -81,6 +94,8 @@ class Broker:
         lease_seconds: float,
         limits: SendPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        key_window: float = DEFAULT_WINDOW,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self._conn = conn
         self._registry = registry
@@ -88,15 +103,19 @@ class Broker:
         self._max_body = max_body
         self._lease_seconds = lease_seconds
         self._clock = clock
+        self._key_window = key_window
         self._inboxes: defaultdict[str, Inbox] = defaultdict(Inbox)
         self._waiters: defaultdict[str, list[asyncio.Future[None]]] = defaultdict(list)
         self._expiry: dict[int, asyncio.TimerHandle] = {}
         self._closing = False
+        self.dead = DeadLetters(conn, max_attempts)
         self.refusals: dict[str, int] = dict(conn.execute("SELECT name, value FROM counters"))
         # Every unacked message is queued again at start: leases die with the
-        # connections that held them, which a restart has closed.
+        # connections that held them, which a restart has closed. Dead letters wait
+        # for the operator, not in a queue.
         for mid, recipient in conn.execute(
-            "SELECT id, recipient FROM messages WHERE delivered_at IS NULL ORDER BY id"
+            "SELECT id, recipient FROM messages WHERE delivered_at IS NULL AND dead_at IS NULL"
+            " ORDER BY id"
         ):
             self._inboxes[recipient].push(mid)
         held = conn.execute(
@@ -110,8 +129,23 @@ class Broker:
 
     # -- sending ---------------------------------------------------------
 
-    def send(self, sender: str, to: object, body: object) -> Message:
-        """Store a message from ``sender`` (already authenticated) and wake ``to``."""
+    def send(self, sender: str, to: object, body: object, *, key: object = None) -> Message:
+        """Store a message from ``sender`` (already authenticated) and wake ``to``.
+
+        With a ``key`` that already names a message of ``sender``'s (core/send_keys.py),
+        that message is the answer and nothing is stored, woken, published or charged.
+        """
+        try:
+            key = check_key(key)
+        except BadRequest:
+            self._refuse("bad_key")
+            raise
+        held = None if key is None else self._key_holder(sender, key)
+        if self._retries(held, to, body):
+            # Before every other check: the first send was accepted, and a retry must not
+            # be told otherwise because an allow-list, a registry or a bucket changed since.
+            assert held is not None
+            return self.get(held.id)
         if not isinstance(to, str) or (to != OPERATOR and to not in self._registry):
             self._refuse("unknown_recipient")
             raise UnknownAgent(f"no participant named {to!r}")
@@ -130,7 +164,7 @@ class Broker:
             self._refuse("not_allowed")
             raise NotAllowed(f"{sender!r} may not message {to!r} (not in its allow_send)")
         if sender == OPERATOR:  # the human is not throttled by the hive they run
-            return self._store(sender, to, body, "message", None)
+            return self._store(sender, to, body, "message", None, key, reclaim=held is not None)
         now = self._clock()
         queued = to != OPERATOR
         try:
@@ -139,7 +173,7 @@ class Broker:
         except (RateLimited, QuotaExceeded) as exc:
             self._refuse(exc.code)
             raise
-        message = self._store(sender, to, body, "message", None)
+        message = self._store(sender, to, body, "message", None, key, reclaim=held is not None)
         self.limits.charge(sender, size, now, queued=queued)
         return message
 
@@ -147,8 +181,29 @@ class Broker:
         """A core event (``approval_decided``, ``agent_state``, …) into ``to``'s inbox."""
         return self._store(CORE, to, name, "event", payload)
 
+    def _key_holder(self, sender: str, key: str) -> Keyed | None:
+        row = self._conn.execute(
+            "SELECT id, recipient, body, created_at FROM messages WHERE sender = ? AND key = ?",
+            (sender, key),
+        ).fetchone()
+        return None if row is None else Keyed(*row)
+
+    def _retries(self, held: Keyed | None, to: object, body: object) -> bool:
+        try:
+            return replayed(held, to, body, self._clock(), self._key_window)
+        except BadRequest:
+            self._refuse("key_conflict")
+            raise
+
     def _store(
-        self, sender: str, to: str, body: str, kind: Kind, payload: dict[str, Any] | None
+        self,
+        sender: str,
+        to: str,
+        body: str,
+        kind: Kind,
+        payload: dict[str, Any] | None,
+        key: str | None = None,
+        reclaim: bool = False,
     ) -> Message:
         now = self._clock()
         text = json.dumps(payload) if payload is not None else None
@@ -157,13 +212,20 @@ class Broker:
         # The operator reads the log (dashboard, `hive messages`), not a queue:
         # a message to them is delivered once stored, and waits in no inbox.
         delivered = now if to == OPERATOR else None
-        cur = self._conn.execute(
-            "INSERT INTO messages (sender, recipient, body, kind, payload, created_at,"
-            " delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (sender, to, body, kind, text, now, delivered),
-        )
+        row = (sender, to, body, kind, text, now, delivered, key)
+        if not reclaim:
+            cur = self._conn.execute(_INSERT, row)
+        else:
+            # One commit: the key passes from a message older than the window (send() has
+            # checked) to this one atomically; the unique index refuses two holders.
+            with self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute(
+                    "UPDATE messages SET key = NULL WHERE sender = ? AND key = ?", (sender, key)
+                )
+                cur = self._conn.execute(_INSERT, row)
         assert cur.lastrowid is not None
-        message = Message(cur.lastrowid, sender, to, body, kind, payload, now)
+        message = Message(cur.lastrowid, sender, to, body, kind, payload, now, key)
         if delivered is None:
             self._inboxes[to].push(message.id)
             self._wake(to)
@@ -227,7 +289,7 @@ class Broker:
 
     def ack(self, recipient: str, token: object) -> int:
         """Finish a lease: the message is delivered and never handed out again."""
-        lease = self._inboxes[recipient].ack(token) if isinstance(token, int) else None
+        lease = self._inboxes[recipient].ack(token) if _is_token(token) else None
         if lease is None:
             raise UnknownLease(f"no lease {token!r} held by {recipient!r} (expired or acked?)")
         self._cancel_timer(lease.token)
@@ -236,12 +298,66 @@ class Broker:
 
     def nack(self, recipient: str, token: object) -> int:
         """Give a leased message back at once, in its original place."""
-        lease = self._inboxes[recipient].release(token) if isinstance(token, int) else None
+        lease = self._inboxes[recipient].release(token) if _is_token(token) else None
         if lease is None:
             raise UnknownLease(f"no lease {token!r} held by {recipient!r} (expired or acked?)")
         self._cancel_timer(lease.token)
         self._wake(recipient)
         return lease.message_id
+
+    def fail(self, recipient: str, token: object, reason: object) -> dict[str, Any]:
+        """Finish a lease as a failure of the message itself (core/dead_letter.py): one
+        attempt is counted; below the limit the message is queued again, at it, dead."""
+        text = check_reason(reason)  # before the lease is touched: bad input changes nothing
+        inbox = self._inboxes[recipient]
+        lease = inbox.ack(token) if _is_token(token) else None
+        if lease is None:
+            raise UnknownLease(f"no lease {token!r} held by {recipient!r} (expired or acked?)")
+        self._cancel_timer(lease.token)
+        mid = lease.message_id
+        try:
+            attempts, decided = self.dead.record_failure(mid, text, self._clock())
+        except BaseException:
+            inbox.push(mid)  # not counted, so not lost either: it is handed out again
+            self._wake(recipient)
+            raise
+        if decided == "again":
+            inbox.push(mid)
+            self._wake(recipient)
+        else:
+            self._report_dead(mid, attempts, text)
+        return {"id": mid, "attempts": attempts, "dead": decided == "dead"}
+
+    def _report_dead(self, mid: int, attempts: int, reason: str) -> None:
+        wire = previews.preview(self.get(mid).to_wire())
+        self._bus.publish(
+            {"type": "dead_letter", "message": wire, "attempts": attempts, "reason": reason}
+        )
+        # Like other agent trouble; not the manager's own letters (it would hear of its
+        # failures in the inbox that fails), and never the body: it is not the manager's.
+        if wire["to"] != MANAGER and MANAGER in self._registry:
+            facts = {"message_id": mid, "from": wire["from"], "to": wire["to"]}
+            facts |= {"attempts": attempts, "reason": reason}
+            self.post_event(MANAGER, "dead_letter", facts)
+
+    def retry_dead(self, mid: int) -> Message:
+        """A dead letter back into its recipient's queue, its attempts reset."""
+        recipient = self.dead.recipient_of(mid)
+        if recipient not in self._registry:
+            raise UnknownAgent(f"message #{mid} is for {recipient!r}, who is gone; drop it")
+        self.dead.revive(mid)
+        self._inboxes[recipient].push(mid)
+        self._wake(recipient)
+        self._bus.publish({"type": "dead_letter_retried", "id": mid, "to": recipient})
+        return self.get(mid)
+
+    def drop_dead(self, mid: int, by: str) -> dict[str, Any]:
+        """A dead letter marked delivered for good, naming who dropped it."""
+        recipient = self.dead.recipient_of(mid)
+        self.dead.note_dropped(mid, by)
+        self._mark_delivered(mid)
+        self._bus.publish({"type": "dead_letter_dropped", "id": mid, "to": recipient, "by": by})
+        return {"id": mid, "to": recipient, "dropped_by": by}
 
     def release_holder(self, recipient: str, holder: object) -> list[int]:
         """The holder went away (connection closed): its leases return to the queue."""
@@ -329,12 +445,12 @@ class Broker:
             where.append("id < ?")
             params.append(before)
         rows = self._conn.execute(
-            "SELECT id, sender, recipient, substr(body, 1, ?), kind, payload, created_at,"
+            "SELECT id, sender, recipient, substr(body, 1, ?), kind, payload, created_at, key,"
             f" {_BYTES} FROM messages WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
             (preview, *params, limit),
         )
         cut = (
-            previews.shortened(_row_to_message(row[:7]).to_wire(), row[3], row[7], preview)
+            previews.shortened(_row_to_message(row[:8]).to_wire(), row[3], row[8], preview)
             for row in rows
         )
         try:

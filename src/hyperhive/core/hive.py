@@ -61,7 +61,7 @@ class Hive:
         self.config = config
         self.started = time.monotonic()
         private_dirs(config.state_dir, config.run_dir)
-        self._conn = open_store(config.db_path)
+        self._conn = open_store(config.db_path, durability=config.durability)
         self.registry = Registry(self._conn)
         self.bus = EventBus()
         self.broker = Broker(
@@ -71,6 +71,8 @@ class Hive:
             max_body=config.max_body,
             lease_seconds=config.lease_seconds,
             limits=SendPolicy.from_config(config),
+            key_window=config.send_key_window,
+            max_attempts=config.max_attempts,
         )
         self._lifecycle: Lifecycle | None = None
         self.uids = AgentUids(self._conn)

@@ -260,7 +260,15 @@ class Lifecycle:
         return self._set(name, desired=desired, state="stopped")
 
     async def _watch(self, name: str) -> None:
-        code = await self.backend.wait(name)
+        try:
+            code = await self.backend.wait(name)
+        except BackendError as exc:
+            # The backend can no longer tell whether it runs: say so, never "running".
+            if name not in self._expected_exit:
+                log.error("agent %s cannot be watched: %s", name, exc.message)
+                self._set(name, state="failed", last_error=exc.message)
+                self._tell_manager(name, "failed", exc.message)
+            return
         if name in self._expected_exit:
             return
         error = describe_exit(code)

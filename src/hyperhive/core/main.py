@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="container backend (env HYPERHIVE_BACKEND; default auto)",
     )
     serve.add_argument(
+        "--durability",
+        choices=hive_config.DURABILITY,
+        help="normal: an answered send survives any crash of the daemon; full: also a "
+        "power cut, each commit fsynced first (env HYPERHIVE_DURABILITY; default normal)",
+    )
+    serve.add_argument(
         "--token",
         default=os.environ.get("HYPERHIVE_OPERATOR_TOKEN"),
         help="operator token (env HYPERHIVE_OPERATOR_TOKEN; default: the one in "
@@ -125,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)
     try:
         config = hive_config.resolve(
-            state_dir=args.state_dir, run_dir=args.run_dir, listen=args.listen, backend=args.backend
+            state_dir=args.state_dir,
+            run_dir=args.run_dir,
+            listen=args.listen,
+            backend=args.backend,
+            durability=args.durability,
         )
         return asyncio.run(
             serve(

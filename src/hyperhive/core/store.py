@@ -1,9 +1,11 @@
 """The one sqlite database, ``<state>/hive.db``, and its versioned migrations.
 
-sqlite runs in WAL mode with ``synchronous=NORMAL``: a commit is in the OS
-before we answer, so killing the daemon (even ``-9``) loses nothing that was
-acknowledged; only a power cut can take the last few commits. Statements are
-short primary-key reads and writes, so they run on the event loop thread.
+sqlite runs in WAL mode. With durability ``normal`` (``synchronous=NORMAL``) a
+commit is in the OS before we answer, so killing the daemon (even ``-9``) loses
+nothing that was acknowledged; only a power cut can take the last few commits.
+With ``full`` (``synchronous=FULL``) each commit is also fsynced before the answer,
+so a power cut loses nothing acknowledged either. Statements are short
+primary-key reads and writes, so they run on the event loop thread.
 """
 
 from __future__ import annotations
@@ -157,14 +159,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
+SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}
 
 
-def open_store(path: Path) -> sqlite3.Connection:
+def open_store(path: Path, *, durability: str = "normal") -> sqlite3.Connection:
     """Open (creating if needed) and migrate the database at ``path``.
 
     A file that is not a sqlite database, or whose schema is newer than this
     code knows, is a :class:`StoreError`; it is never rewritten.
     """
+    synchronous = SYNCHRONOUS.get(durability)
+    if synchronous is None:
+        raise StoreError(f"unknown durability {durability!r}: choose one of normal, full")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -184,7 +190,7 @@ def open_store(path: Path) -> sqlite3.Connection:
         if check is None or check[0] != "ok":
             raise StoreError(f"database {path} failed its integrity check: {check}")
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         migrate(conn, version)
     except sqlite3.DatabaseError as exc:
@@ -194,6 +200,13 @@ def open_store(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def durability(conn: sqlite3.Connection) -> str:
+    """The durability ``conn`` runs with, read back from sqlite itself."""
+    value: int = conn.execute("PRAGMA synchronous").fetchone()[0]
+    named = {1: "normal", 2: "full"}  # sqlite's numbers for NORMAL and FULL
+    return named.get(value, f"synchronous={value}")
 
 
 def migrate(conn: sqlite3.Connection, version: int) -> None:

@@ -39,6 +39,7 @@ HISTORY_LIMIT: Final = 30
 FLOW_LIMIT: Final = 200
 FLOW_MAX: Final = 1000
 RULES_LIMIT: Final = 200
+DEAD_LIMIT: Final = 200
 MAX_PRETTY: Final = 256 * 1024  # a 64 KiB input of tiny values indents to a lot more
 MAX_MODEL_FILE: Final = 256
 
@@ -260,6 +261,11 @@ def mark_waiting(view: dict[str, Any], hive: Hive, dashboard: str) -> None:
 
 def questions_view(hive: Hive) -> dict[str, Any]:
     return {"now": time.time(), **hive.governance.questions(HISTORY_LIMIT)}
+
+
+def dead_view(hive: Hive) -> dict[str, Any]:
+    """The ``dead_letters`` op's answer: the live dead letters, bodies as previews."""
+    return {"now": time.time(), "dead": hive.broker.dead.listing(None, DEAD_LIMIT)}
 
 
 def messages_view(

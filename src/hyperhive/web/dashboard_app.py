@@ -1,4 +1,4 @@
-"""The operator's dashboard (DESIGN §1, §4, §9): agents, approvals, questions, message flow.
+"""The operator's dashboard (DESIGN §1, §4, §9): agents, approvals, questions, dead letters, flow.
 
 ``create_dashboard_app(hive, token=...)`` gives a Starlette app behind the operator token: a
 server-rendered shell, its static files, JSON views under ``/api/``, the core's event bus as
@@ -32,6 +32,7 @@ from hyperhive.web.dashboard_api import (
     StatsReader,
     agents_view,
     approvals_view,
+    dead_view,
     int_param,
     mark_waiting,
     messages_view,
@@ -53,7 +54,12 @@ from hyperhive.web.static_files import CSS, JS, static_route, static_text
 if TYPE_CHECKING:
     from hyperhive.core.hive import Hive
 
-STATIC_TYPES: Final = {"hive.css": CSS, "dashboard.css": CSS, "dashboard.js": JS}
+STATIC_TYPES: Final = {
+    "hive.css": CSS,
+    "dashboard.css": CSS,
+    "dashboard.js": JS,
+    "dead_letters.js": JS,
+}
 AGENT_ACTIONS: Final = ("start", "stop", "restart", "destroy")
 NO_STORE: Final = {"Cache-Control": "no-store"}
 
@@ -95,6 +101,9 @@ def create_dashboard_app(
 
     async def rules(request: Request) -> Response:
         return JSONResponse(rules_view(hive), headers=NO_STORE)
+
+    async def dead(request: Request) -> Response:
+        return JSONResponse(dead_view(hive), headers=NO_STORE)
 
     async def work(request: Request) -> Response:
         # ?diff=0: the line and the commits only, for a page refreshing a closed view.
@@ -195,6 +204,22 @@ def create_dashboard_app(
 
         return await _act(request, csrf, act)
 
+    async def dead_action(request: Request) -> Response:
+        raw, action = request.path_params["id"], request.path_params["action"]
+
+        async def act(fields: dict[str, Any]) -> tuple[str, Any]:
+            message_id = path_id(raw, "message id")
+            only(fields)
+            if action == "retry":
+                message = hive.broker.retry_dead(message_id)
+                return f"#{message.id} is back in {message.recipient}'s queue", message.to_wire()
+            if action == "drop":
+                done = hive.broker.drop_dead(message_id, OPERATOR)
+                return f"#{message_id} dropped for good", done
+            raise BadInput(f"unknown action {action!r}: use retry or drop")
+
+        return await _act(request, csrf, act)
+
     async def answer(request: Request) -> Response:
         raw = request.path_params["id"]
 
@@ -224,6 +249,7 @@ def create_dashboard_app(
         Route("/api/approvals", approvals, methods=["GET"]),
         Route("/api/questions", questions, methods=["GET"]),
         Route("/api/rules", rules, methods=["GET"]),
+        Route("/api/dead", dead, methods=["GET"]),
         Route("/api/messages", messages, methods=["GET"]),
         Route("/api/agents/{name}/work", work, methods=["GET"]),
         Route("/events", events, methods=["GET"]),
@@ -231,6 +257,7 @@ def create_dashboard_app(
         Route("/api/approvals/{id}/{action}", approval_action, methods=["POST"]),
         Route("/api/questions/{id}/answer", answer, methods=["POST"]),
         Route("/api/rules/{id}/revoke", revoke, methods=["POST"]),
+        Route("/api/dead/{id}/{action}", dead_action, methods=["POST"]),
         Route("/api/send", send, methods=["POST"]),
     ]
     gate = Middleware(

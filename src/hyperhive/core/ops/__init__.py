@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from hyperhive.core.ops import agents, dashboard, governance, messaging, workspace
+from hyperhive.core.ops import agents, dashboard, dead_letters, governance, messaging, workspace
 from hyperhive.core.ops.base import Caller, Handler, Role, Streamer
 from hyperhive.errors import Forbidden, UnknownOp
 
@@ -23,6 +23,7 @@ _AGENT: Final[dict[str, Handler]] = {
     "recv": messaging.recv,
     "ack": messaging.ack,
     "nack": messaging.nack,
+    "fail": dead_letters.fail,
 }
 # Only agents run tools; the operator's socket has nothing to ask itself.
 _TOOLS: Final[dict[str, Handler]] = {"tool_use": governance.tool_use}
@@ -42,6 +43,9 @@ _HOST: Final[dict[str, Handler]] = {
     "status": messaging.status,
     "messages": messaging.messages,
     "message": messaging.message,
+    "dead_letters": dead_letters.dead_letters,
+    "retry": dead_letters.retry,
+    "drop": dead_letters.drop,
     "agents": agents.agents,
     "agent_add": agents.agent_add,
     "spawn": agents.spawn,

@@ -11,6 +11,7 @@ from hyperhive import __version__
 from hyperhive.core import previews
 from hyperhive.core.ops.base import Caller
 from hyperhive.core.protocol import Args
+from hyperhive.core.store import durability
 from hyperhive.names import OPERATOR
 
 if TYPE_CHECKING:
@@ -28,9 +29,9 @@ async def whoami(hive: Hive, caller: Caller, args: Args) -> Any:
 
 
 async def send(hive: Hive, caller: Caller, args: Args) -> Any:
-    to, body = args.raw("to"), args.raw("body")
+    to, body, key = args.raw("to"), args.raw("body"), args.raw("key")
     args.finish()
-    return hive.broker.send(caller.name, to, body).to_wire()
+    return hive.broker.send(caller.name, to, body, key=key).to_wire()
 
 
 async def recv(hive: Hive, caller: Caller, args: Args) -> Any:
@@ -66,6 +67,7 @@ async def status(hive: Hive, caller: Caller, args: Args) -> Any:
         "uptime_s": round(time.monotonic() - hive.started, 3),
         "state_dir": str(hive.config.state_dir),
         "run_dir": str(hive.config.run_dir),
+        "durability": durability(hive.conn),
         "agents": len(hive.registry.all()),
         "pending": hive.broker.pending(),
         "waiting": hive.broker.waiting(),

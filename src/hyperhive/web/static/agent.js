@@ -197,7 +197,9 @@
     const state = status.state || "offline";
     badge.className = `badge ${state}`;
     badge.dataset.state = state;
-    badge.textContent = `${state} ${age(Date.now() / 1000 + skew - status.since)}`;
+    // "offline (login)", "backoff (upstream)": the reason's first word; all of it on hover.
+    const why = status.reason ? ` (${String(status.reason).split(":")[0]})` : "";
+    badge.textContent = `${state}${why} ${age(Date.now() / 1000 + skew - status.since)}`;
     badge.title = status.reason ? `reason: ${status.reason}` : "";
   }
   function applyStatus(s) {

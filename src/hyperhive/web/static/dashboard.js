@@ -528,6 +528,8 @@
         return `⚑ operator_answered #${p.question_id} “${short(p.question || "", 80)}” → ${short(answerText(p.answer))}`;
       case "agent_state":
         return `⚑ agent_state ${p.agent} ${p.state}${why ? `: ${short(why)}` : ""}`;
+      case "dead_letter":
+        return `⚑ dead_letter #${p.message_id} ${p.from} → ${p.to} after ${p.attempts} tries: ${short(p.reason || "")}`;
       default:
         return `⚑ ${m.body} ${m.payload ? short(JSON.stringify(m.payload), 200) : ""}`;
     }
@@ -544,6 +546,9 @@
       case "rule_revoked": return [[ev.rule.agent], `◆ rule #${ev.rule.id} revoked: ${ev.rule.agent} ${ev.rule.tool} asks again`];
       case "question_asked": return [[q.asker], `? #${q.id} ${q.asker} asks: ${short(q.question)}`];
       case "question_answered": return [[q.asker], `? #${q.id} answered: ${short(answerText(q.answer))}`];
+      case "dead_letter": return [[ev.message.to, ev.message.from], `✝ #${ev.message.id} to ${ev.message.to} is a dead letter after ${ev.attempts} tries: ${short(ev.reason)}`];
+      case "dead_letter_retried": return [[ev.to], `↻ dead letter #${ev.id} back in ${ev.to}'s queue`];
+      case "dead_letter_dropped": return [[ev.to], `✖ dead letter #${ev.id} to ${ev.to} dropped by ${ev.by}`];
       default: return [[], `· ${ev.type}`];
     }
   }
@@ -583,6 +588,8 @@
   const soonAgents = () => { clearTimeout(agentsSoon); agentsSoon = setTimeout(refresh.agents, 1000); };
   const refreshAll = () => { refresh.agents(); refresh.approvals(); refresh.questions(); refresh.rules(); history(); };
   function handle(ev) {
+    // Sections kept in their own scripts (dead_letters.js) hear every event too.
+    document.dispatchEvent(new CustomEvent("hive:event", { detail: ev }));
     if (ev.type === "message") { addMessage(ev.message); soonAgents(); return; }
     addEvent(ev);
     if (ev.type.startsWith("agent_")) refresh.agents();
@@ -601,7 +608,10 @@
       const hello = JSON.parse(e.data);
       epoch = hello.epoch;
       setLink(true);
-      if (!hello.resumed) refreshAll(); // a new feed, or too far behind: start over
+      if (!hello.resumed) { // a new feed, or too far behind: start over
+        refreshAll();
+        document.dispatchEvent(new CustomEvent("hive:refetch"));
+      }
     });
     source.onmessage = (e) => handle(JSON.parse(e.data));
     source.onerror = () => {
@@ -616,5 +626,7 @@
       n.textContent = label + age(Number(n.dataset.since)) + (n.dataset.suffix || "");
     }
   }, 1000);
+  // What the sections in their own scripts share with this one (loaded after it).
+  window.hive = Object.freeze({ $, el, button, act, refresher, ago, short, setCount });
   connect();
 })();
