@@ -122,7 +122,7 @@ def bench(durability: str, senders: int, sends: int, wakes: int) -> dict[str, fl
         [
             sys.executable,
             "-m",
-            "hyperhive.core.main",
+            "hyperhive.daemons.c0re",
             "serve",
             "--no-containers",
             "--no-dashboard",

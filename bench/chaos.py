@@ -91,7 +91,7 @@ async def spawn(argv: Sequence[str], env: dict[str, str], log: Path) -> asyncio.
 
 
 async def start_core(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
-    argv = [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers",
+    argv = [sys.executable, "-m", "hyperhive.daemons.c0re", "serve", "--no-containers",
             "--no-dashboard", "--log-level", "WARNING"]  # fmt: skip
     return await spawn(argv, env, log)
 
@@ -284,9 +284,9 @@ def tally_core(db: Path, senders: list[Sender], seen: list[int]) -> Result:
 def harness_main(argv: list[str]) -> int:
     """``chaos.py harness SECONDS serve …``: the real ``hive-ag3nt`` whose fake engine
     takes SECONDS per turn, so a kill can land in the middle of one."""
-    from hyperhive.agent import main as agent_main
     from hyperhive.agent.engine import EngineEvent
     from hyperhive.agent.fake_engine import ScriptedEngine, Step
+    from hyperhive.daemons import ag3nt as agent_main
 
     seconds = float(argv[0])
 

@@ -69,7 +69,7 @@ async def measure(run: Path, port: int, messages: int) -> None:
 
 def start_agent(base: Path, env: dict[str, str], engine: str, port: int) -> subprocess.Popen[bytes]:
     agent = subprocess.Popen(
-        [sys.executable, "-m", "hyperhive.agent.main", "serve", "--engine", engine,
+        [sys.executable, "-m", "hyperhive.daemons.ag3nt", "serve", "--engine", engine,
          "--name", "bench", "--socket", str(base / "r/agents/bench/mcp.sock"),
          "--state", str(base / engine), "--claude-dir", str(base / "claude"),
          "--port", str(port)],
@@ -106,8 +106,8 @@ def main() -> int:
         "HYPERHIVE_RUN_DIR": str(base / "r"),
     }
     core = subprocess.Popen(
-        [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers", "--no-dashboard",
-         "--log-level", "WARNING"],
+        [sys.executable, "-m", "hyperhive.daemons.c0re", "serve", "--no-containers",
+         "--no-dashboard", "--log-level", "WARNING"],
         env=env, stdout=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     agent: subprocess.Popen[bytes] | None = None

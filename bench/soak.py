@@ -80,7 +80,7 @@ def harnesses(core: int) -> list[int]:
         todo += children.get(pid, [])
         with contextlib.suppress(OSError):
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if b"hyperhive.agent" in argv and not argv[0].endswith(b"bwrap"):
+            if b"hyperhive.daemons.ag3nt" in argv and not argv[0].endswith(b"bwrap"):
                 found.append(pid)
     return found
 
@@ -154,7 +154,7 @@ async def start_hive(
     base: Path, backend: str, count: int
 ) -> tuple[asyncio.subprocess.Process, list[str]]:
     env = hive_env(base, HYPERHIVE_ENGINE="fake")  # forwarded into every container
-    argv = [sys.executable, "-m", "hyperhive.core.main", "serve", "--backend", backend,
+    argv = [sys.executable, "-m", "hyperhive.daemons.c0re", "serve", "--backend", backend,
             "--no-manager", "--no-dashboard", "--log-level", "WARNING"]  # fmt: skip
     core = await spawn(argv, env, base / "core.log")
     host = base / "r" / "host.sock"

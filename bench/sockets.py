@@ -140,7 +140,7 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
 
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers",
+        [sys.executable, "-m", "hyperhive.daemons.c0re", "serve", "--no-containers",
          "--no-dashboard", "--log-level", "WARNING"],
         env=env, stdout=subprocess.PIPE, start_new_session=True, preexec_fn=limit,
     )  # fmt: skip

@@ -22,8 +22,8 @@ from playwright.async_api import async_playwright
 from hyperhive.backends.registry import choose
 from hyperhive.client import Client
 from hyperhive.config import Config
-from hyperhive.core.dashboard import serve_dashboard, stop_dashboard
 from hyperhive.core.hive import Hive
+from hyperhive.daemons.dashboard import serve_dashboard, stop_dashboard
 
 CHROMIUM = "/usr/bin/chromium"
 ENV = {"HYPERHIVE_ENGINE": "fake", "HYPERHIVE_LOG_LEVEL": "WARNING"}

@@ -38,8 +38,9 @@ ps.buildPythonApplication {
   doCheck = false;
   pythonImportsCheck = [
     "hyperhive"
-    "hyperhive.core.main"
-    "hyperhive.agent.main"
+    "hyperhive.daemons.c0re"
+    "hyperhive.daemons.ag3nt"
+    "hyperhive.daemons.m1nd"
   ];
 
   meta = {

@@ -86,7 +86,7 @@ def start_daemon(state_dir: Path, run_dir: Path, *extra: str) -> Daemon:
         "PYTHONUNBUFFERED": "1",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hyperhive.core.main", "serve", *extra],
+        [sys.executable, "-m", "hyperhive.daemons.c0re", "serve", *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

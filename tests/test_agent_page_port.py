@@ -46,7 +46,7 @@ def harness(
         if k not in ("HYPERHIVE_OPERATOR_TOKEN", "HYPERHIVE_PAGE_KEY_DIGEST")
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "hyperhive.agent.main", "serve", "--engine", "fake",
+        [sys.executable, "-m", "hyperhive.daemons.ag3nt", "serve", "--engine", "fake",
          "--name", "alice", "--socket", str(daemon.run_dir / "agents" / "alice" / "mcp.sock"),
          "--state", str(base / "state"), "--claude-dir", str(base / "claude"),
          "--port", str(port)],

@@ -235,7 +235,7 @@ async def test_the_harness_imports_inside_the_sandbox_though_the_interpreter_is_
 ) -> None:
     # Here the base interpreter may live under /root or /tmp, both hidden:
     # the backend binds sys.prefix, sys.base_prefix and the sources back.
-    code = "import hyperhive.agent.main, sys; print('HARNESS', sys.prefix)"
+    code = "import hyperhive.daemons.ag3nt, sys; print('HARNESS', sys.prefix)"
     spec = ContainerSpec(**{**_fields(hive.spec("alice")), "command": (sys.executable, "-c", code)})
     lines = Lines()
     await hive.backend.create(spec)

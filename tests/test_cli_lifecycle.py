@@ -1,6 +1,8 @@
 """The operator's lifecycle and governance commands on the real ``hive`` CLI,
-against a real ``hive-c0re`` with the bubblewrap backend (agents run the
-scripted engine)."""
+against a real ``hive-c0re`` on the fake backend (nothing runs in the
+containers: these commands need no agent to answer). Surviving ``kill -9`` of
+the core is about real sandboxes outliving it, so that test runs agents in
+bubblewrap with the scripted engine."""
 
 from __future__ import annotations
 
@@ -19,17 +21,17 @@ from hyperhive.client import Client
 from support.procs import sandboxes
 
 
-def spawn_daemon(base: Path) -> Daemon:
+def spawn_daemon(base: Path, backend: str = "bwrap") -> Daemon:
     os.environ["HYPERHIVE_ENGINE"] = "fake"  # forwarded into every container
     try:
-        return start_daemon(base / "state", base / "run", "--backend", "bwrap")
+        return start_daemon(base / "state", base / "run", "--backend", backend)
     finally:
         del os.environ["HYPERHIVE_ENGINE"]
 
 
 @pytest.fixture
 def hive(short_dir: Path) -> Iterator[Daemon]:
-    daemon = spawn_daemon(short_dir)
+    daemon = spawn_daemon(short_dir, "fake")
     try:
         yield daemon
     finally:

@@ -171,7 +171,14 @@ def test_a_second_signal_forces_exit_when_the_drain_is_stuck(daemon: Daemon) -> 
 
 def test_a_second_daemon_on_the_same_run_dir_refuses_to_start(daemon: Daemon) -> None:
     other = subprocess.run(
-        [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers", "--no-dashboard"],
+        [
+            sys.executable,
+            "-m",
+            "hyperhive.daemons.c0re",
+            "serve",
+            "--no-containers",
+            "--no-dashboard",
+        ],
         env={**daemon.env, "HYPERHIVE_STATE_DIR": str(daemon.state_dir.parent / "other")},
         capture_output=True,
         text=True,
@@ -191,7 +198,7 @@ def test_a_corrupt_database_stops_the_start_with_a_clear_error(short_dir: Path) 
         [
             sys.executable,
             "-m",
-            "hyperhive.core.main",
+            "hyperhive.daemons.c0re",
             "serve",
             "--state-dir",
             str(state),
@@ -229,7 +236,7 @@ def test_the_daemon_serves_the_dashboard_on_its_listen_address(short_dir: Path) 
 @pytest.mark.parametrize("listen", ["127.0.0.1:7999", "0.0.0.0:7999"])
 def test_a_short_operator_token_refuses_to_start(short_dir: Path, listen: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers",
+        [sys.executable, "-m", "hyperhive.daemons.c0re", "serve", "--no-containers",
          "--state-dir", str(short_dir / "state"), "--run-dir", str(short_dir / "run"),
          "--listen", listen, "--token", "short-secret"],
         capture_output=True, text=True, timeout=30, check=False,

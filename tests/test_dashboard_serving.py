@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from hyperhive.config import Config
-from hyperhive.core.dashboard import serve_dashboard, stop_dashboard
 from hyperhive.core.hive import Hive
+from hyperhive.daemons.dashboard import serve_dashboard, stop_dashboard
 from hyperhive.errors import ConfigError
 from hyperhive.tokens import page_key
 from hyperhive.web.security import CSRF_HEADER

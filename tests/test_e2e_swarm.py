@@ -86,7 +86,7 @@ async def start_agent(
         "PYTHONUNBUFFERED": "1",
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hyperhive.agent.main", "serve", "--engine", "claude",
+        sys.executable, "-m", "hyperhive.daemons.ag3nt", "serve", "--engine", "claude",
         "--name", name, "--socket", str(daemon.run_dir / "agents" / name / "mcp.sock"),
         "--state", str(state), "--claude-dir", str(base / name / "claude"),
         "--port", str(port),

@@ -1,33 +1,34 @@
-"""Agents' containers under a real in-process core with the real bubblewrap
-backend; harnesses run the scripted (fake) engine."""
+"""Agents' containers under a real in-process core on the fake backend
+(:mod:`hyperhive.backends.fake`): the lifecycle's decisions and the governance
+around them, with nothing running inside the containers. A crash is the fake's
+lever rather than a signal to a process. The one test that needs an agent to
+answer a message runs it in real bubblewrap with the scripted (fake) engine."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hyperhive.backends.base import Backend
+from hyperhive.backends.fake import FakeBackend
 from hyperhive.backends.registry import choose
-from hyperhive.client import Client, RemoteError
+from hyperhive.client import RemoteError
 from hyperhive.config import Config
 from hyperhive.core.hive import Hive
 from hyperhive.core.supervision import Policy
 from support.bus import BusWatcher
+from support.fake_hive import fake, host, kill_container, make_hive, manager, told_manager
 from support.wire import until_status
 
-ENV = {"HYPERHIVE_ENGINE": "fake", "HYPERHIVE_LOG_LEVEL": "WARNING"}
 
-
-def make_hive(config: Config, policy: Policy | None = None) -> Hive:
-    backend = choose(
+def bwrap(config: Config) -> Backend:
+    return choose(
         "bwrap", work_dir=config.state_dir / "backend", hide=(config.state_dir, config.run_dir)
     )
-    return Hive(config, backend, env=ENV, policy=policy)
 
 
 @pytest.fixture
@@ -38,36 +39,6 @@ async def swarm(config: Config) -> AsyncIterator[Hive]:
         yield hive
     finally:
         await hive.shutdown(grace=2)
-
-
-async def host(hive: Hive, op: str, **args: Any) -> Any:
-    async with await Client.connect(hive.config.host_socket) as client:
-        return await client.call(op, **args)
-
-
-async def manager(hive: Hive, op: str, **args: Any) -> Any:
-    async with await Client.connect(hive.config.run_dir / "manager" / "mcp.sock") as client:
-        return await client.call(op, **args)
-
-
-async def kill_container(hive: Hive, name: str) -> None:
-    pid = (await hive.lifecycle.backend.status(name)).pid
-    assert pid is not None
-    os.killpg(pid, signal.SIGKILL)  # as if it died on its own
-
-
-async def told_manager(watcher: BusWatcher, body: str) -> dict[str, Any]:
-    """The next core event stored for hm1nd. hm1nd's own harness consumes its
-    inbox, so the test watches what is stored, not what is left to receive."""
-    event = await watcher.next(
-        lambda e: (
-            e.get("type") == "message"
-            and e["message"]["to"] == "hm1nd"
-            and e["message"]["kind"] == "event"
-            and e["message"]["body"] == body
-        )
-    )
-    return dict(event["message"])
 
 
 async def test_boot_creates_the_manager_with_its_config_repos(swarm: Hive) -> None:
@@ -81,19 +52,25 @@ async def test_boot_creates_the_manager_with_its_config_repos(swarm: Hive) -> No
     assert [(a["name"], a["container"]["state"]) for a in listed] == [("hm1nd", "running")]
 
 
-async def test_an_operator_spawn_brings_up_an_agent_that_takes_messages(swarm: Hive) -> None:
-    spawned = await host(swarm, "spawn", name="bob")
-    assert spawned["state"] == "running"
-    await host(swarm, "send", to="bob", body="hello bob")
-    # The harness acks after its turn: then nothing is pending for bob.
-    await until_status(swarm.config.host_socket, lambda s: "bob" not in s["pending"])
-    assert (await host(swarm, "messages", agent="bob"))[0]["body"] == "hello bob"
+async def test_an_operator_spawn_brings_up_an_agent_that_takes_messages(config: Config) -> None:
+    # A real harness must take the message: this one runs in bubblewrap.
+    swarm = make_hive(config, backend=bwrap(config))
+    await swarm.start(manager=True)
+    try:
+        spawned = await host(swarm, "spawn", name="bob")
+        assert spawned["state"] == "running"
+        await host(swarm, "send", to="bob", body="hello bob")
+        # The harness acks after its turn: then nothing is pending for bob.
+        await until_status(swarm.config.host_socket, lambda s: "bob" not in s["pending"])
+        assert (await host(swarm, "messages", agent="bob"))[0]["body"] == "hello bob"
+    finally:
+        await swarm.shutdown(grace=2)
 
 
 async def test_a_container_that_dies_is_reported_and_restarted(swarm: Hive) -> None:
     await host(swarm, "spawn", name="bob")
     watcher = BusWatcher(swarm.bus)
-    await kill_container(swarm, "bob")
+    kill_container(swarm, "bob")
     crashed = await watcher.agent_state("bob", "restarting")
     assert "signal 9" in crashed["last_error"]
     event = await told_manager(watcher, "agent_state")
@@ -108,10 +85,10 @@ async def test_a_container_that_keeps_dying_is_left_failed(config: Config) -> No
     try:
         await host(hive, "spawn", name="bob")
         watcher = BusWatcher(hive.bus)
-        await kill_container(hive, "bob")
+        kill_container(hive, "bob")
         await watcher.agent_state("bob", "restarting")
         await watcher.agent_state("bob", "running")
-        await kill_container(hive, "bob")
+        kill_container(hive, "bob")
         failed = await watcher.agent_state("bob", "failed")
         assert "giving up" in failed["last_error"]
     finally:
@@ -235,14 +212,16 @@ async def test_ask_operator_round_trips_to_an_operator_answered_event(
 
 
 async def test_a_core_restart_keeps_approvals_questions_and_running_agents(config: Config) -> None:
-    first = make_hive(config)
+    # One fake for both cores: it stands for the host, whose containers outlive a core.
+    containers = FakeBackend()
+    first = make_hive(config, backend=containers)
     await first.start(manager=True)
     await host(first, "spawn", name="bob")
     asked = await manager(first, "request_spawn", name="carol", reason="later")
     question = await manager(first, "ask_operator", question="still there?")
     await first.shutdown(grace=2)
 
-    second = make_hive(config)
+    second = make_hive(config, backend=containers)
     await second.start(manager=True)
     try:
         assert second.lifecycle.records.get("bob").state == "running"  # type: ignore[union-attr]
@@ -262,3 +241,71 @@ async def test_rebuild_updates_only_stale_containers(swarm: Hive) -> None:
     rebuilt = await host(swarm, "rebuild")
     assert sorted(rebuilt["rebuilt"]) == ["bob", "hm1nd"]
     assert swarm.lifecycle.records.get("bob").hive_rev == "0.0.0+newer"  # type: ignore[union-attr]
+
+
+async def test_a_start_the_backend_refuses_leaves_the_agent_failed_with_its_message(
+    swarm: Hive,
+) -> None:
+    await host(swarm, "spawn", name="bob")
+    await host(swarm, "stop", name="bob")
+    fake(swarm).fail_next("start", "cannot start h-bob: bwrap: No such file or directory")
+    with pytest.raises(RemoteError, match="cannot start h-bob") as err:
+        await host(swarm, "start", name="bob")
+    assert err.value.code == "backend"
+    record = swarm.lifecycle.records.get("bob")
+    assert record is not None and (record.state, record.desired) == ("failed", "running")
+    assert record.last_error == "cannot start h-bob: bwrap: No such file or directory"
+
+
+async def test_an_agent_the_backend_cannot_watch_is_failed_and_the_manager_told(
+    swarm: Hive,
+) -> None:
+    watcher = BusWatcher(swarm.bus)
+    fake(swarm).fail_next("wait", "cannot tell whether h-bob is running")
+    await host(swarm, "spawn", name="bob")
+    failed = await watcher.agent_state("bob", "failed")
+    assert failed["last_error"] == "cannot tell whether h-bob is running"
+    event = await told_manager(watcher, "agent_state")
+    assert event["payload"] == {
+        "agent": "bob",
+        "state": "failed",
+        "detail": "cannot tell whether h-bob is running",
+    }
+
+
+async def test_a_crash_restart_waits_for_the_backoff_and_runs_the_applied_spec(
+    config: Config,
+) -> None:
+    hive = make_hive(config, Policy(backoff_start=0.01))
+    await hive.start(manager=False)
+    try:
+        await host(hive, "spawn", name="bob")
+        watcher = BusWatcher(hive.bus)
+        kill_container(hive, "bob")
+        restarting = await watcher.agent_state("bob", "restarting")
+        assert restarting["last_error"] == "killed by signal 9" and restarting["restarts"] == 1
+        await watcher.agent_state("bob", "running")
+        starts = [c.spec for c in fake(hive).calls if c.op == "start"]
+        assert len(starts) == 2 and starts[0] == starts[1]
+        assert (await hive.lifecycle.backend.status("bob")).state == "running"
+    finally:
+        await hive.shutdown(grace=2)
+
+
+async def test_rebuild_restarts_a_running_container_on_its_updated_spec(swarm: Hive) -> None:
+    await host(swarm, "spawn", name="bob")
+    swarm.lifecycle.rev = "0.0.0+newer"
+    before = len(fake(swarm).calls)
+    await host(swarm, "rebuild")
+    steps = ("update", "stop", "start")
+    bob = [c for c in fake(swarm).calls[before:] if c.name == "bob" and c.op in steps]
+    assert [c.op for c in bob] == list(steps)
+    assert bob[2].spec == bob[0].spec  # restarted on the spec it was just updated to
+    assert (await swarm.lifecycle.backend.status("bob")).state == "running"
+
+
+async def test_destroy_removes_the_container_from_the_backend(swarm: Hive) -> None:
+    await host(swarm, "spawn", name="bob")
+    await host(swarm, "destroy", name="bob")
+    assert fake(swarm).ops[-2:] == [("stop", "bob"), ("destroy", "bob")]
+    assert (await swarm.lifecycle.backend.status("bob")).state == "missing"

@@ -23,7 +23,7 @@ async def test_an_outside_mcp_client_sends_and_receives_as_its_agent(hive: Hive)
     await hive.add_agent("bob", None)
     server = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "hyperhive.agent", "mcp", "--name", "alice", "--socket",
+        args=["-m", "hyperhive.daemons.ag3nt", "mcp", "--name", "alice", "--socket",
               str(hive.socket_path(hive.registry.get("alice")))],
     )  # fmt: skip
     async with stdio_client(server) as (read, write), ClientSession(read, write) as session:

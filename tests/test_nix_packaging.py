@@ -1,7 +1,7 @@
 """hyperhive's Nix packaging, checked offline with the real ``nix-instantiate``.
 
 Nothing here can fetch nixpkgs, so the modules are evaluated by a small stub
-module system (``STUB`` below) instead of nixpkgs' ``lib.evalModules``. It is
+module system (``tests/nix/module-stub.nix``) instead of nixpkgs' ``lib.evalModules``. It is
 honest about what it does: options with defaults and type checks, ``mkIf`` /
 ``mkMerge`` / ``mkDefault`` pushed down the way the real module system pushes
 them, lists concatenated, conflicting values refused, unknown options under a
@@ -17,6 +17,7 @@ import configparser
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -24,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from hyperhive.agent.main import build_parser as agent_parser
 from hyperhive.backends.base import ContainerSpec
-from hyperhive.backends.nix_flake import nix_string, render_flake
-from hyperhive.core.main import build_parser as core_parser
+from hyperhive.backends.nix_flake import render_flake
+from hyperhive.daemons.ag3nt import build_parser as agent_parser
+from hyperhive.daemons.c0re import build_parser as core_parser
 
 REPO = Path(__file__).resolve().parents[1]
 # The dummy store evaluates without a daemon or a writable store, as any user.
@@ -38,233 +39,13 @@ ALLOW_CLAUDE = (
     'nixpkgs.config.allowUnfreePredicate = pkg: builtins.elem (lib.getName pkg) [ "claude-code" ];'
 )
 
-STUB = r"""
-let
-  inherit (builtins)
-    isAttrs isList isFunction isPath isString isBool isInt attrNames attrValues
-    concatMap filter foldl' elem all any match replaceStrings listToAttrs;
-
-  mkDrv = name: extra: {
-    type = "derivation";
-    inherit name;
-    pname = (builtins.parseDrvName name).name;
-    outPath = "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" name)}-${name}";
-    meta = { };
-  } // extra;
-
-  lib = rec {
-    mkOption = attrs: attrs // { _type = "option"; };
-    mkEnableOption = what: mkOption { type = types.bool; default = false; description = what; };
-    mkIf = condition: content: { _type = "if"; inherit condition content; };
-    mkMerge = contents: { _type = "merge"; inherit contents; };
-    mkOverride = priority: content: { _type = "override"; inherit priority content; };
-    mkDefault = mkOverride 1000;
-    mkForce = mkOverride 50;
-    literalExpression = text: { _type = "literalExpression"; inherit text; };
-    types = rec {
-      mk = name: check: { inherit name check; };
-      bool = mk "boolean" isBool;
-      str = mk "string" isString;
-      int = mk "integer" isInt;
-      package = mk "package" (v: isAttrs v && (v.type or null) == "derivation");
-      enum = values: mk "one of ${builtins.concatStringsSep ", " values}" (v: elem v values);
-      strMatching = re: mk "string matching ${re}" (v: isString v && match re v != null);
-      nullOr = t: mk "null or ${t.name}" (v: v == null || t.check v);
-      listOf = t: mk "list of ${t.name}" (v: isList v && all t.check v);
-      attrsOf = t: mk "attribute set of ${t.name}" (v: isAttrs v && all t.check (attrValues v));
-    };
-    optional = cond: x: if cond then [ x ] else [ ];
-    optionals = cond: xs: if cond then xs else [ ];
-    optionalAttrs = cond: set: if cond then set else { };
-    genAttrs = names: f: listToAttrs (map (name: { inherit name; value = f name; }) names);
-    getName = pkg: pkg.pname or (builtins.parseDrvName pkg.name).name;
-    concatStringsSep = builtins.concatStringsSep;
-    # nixpkgs' escapeShellArg, verbatim in behaviour.
-    escapeShellArg = arg:
-      let s = toString arg; in
-      if match "[[:alnum:],._+:@%/-]+" s == null
-      then "'${replaceStrings [ "'" ] [ "'\\''" ] s}'" else s;
-    escapeShellArgs = args: builtins.concatStringsSep " " (map escapeShellArg args);
-    hasInfix = infix: s: match ".*${infix}.*" s != null;
-    fileset = {
-      unions = files: files;
-      toSource = { root, fileset }:
-        { outPath = "/nix/store/00000000-source"; inherit root fileset; };
-    };
-    licenses.mit = { shortName = "mit"; free = true; };
-    platforms.linux = [ "x86_64-linux" "aarch64-linux" ];
-  };
-
-  pkgs = rec {
-    inherit lib;
-    config = { };
-    callPackage = fn: args:
-      let f = if isFunction fn then fn else import fn;
-      in f (builtins.intersectAttrs (builtins.functionArgs f) pkgs // args);
-    python3Packages = {
-      buildPythonApplication = args:
-        mkDrv "${args.pname}-${args.version}"
-          { inherit (args) pname version meta; passthru = args; };
-      setuptools = mkDrv "setuptools-80.9.0" { };
-      starlette = mkDrv "starlette-0.47.2" { };
-      uvicorn = mkDrv "uvicorn-0.35.0" { };
-      claude-agent-sdk = mkDrv "claude-agent-sdk-0.1.44" { };
-      mcp = mkDrv "mcp-1.12.4" { };
-    };
-    claude-code = mkDrv "claude-code-2.0.0"
-      { meta.license = { shortName = "unfree"; free = false; }; };
-    nix = mkDrv "nix-2.28.4" { };
-    nixos-container = mkDrv "nixos-container" { };
-    git = mkDrv "git-2.51.0" { };
-    util-linux = mkDrv "util-linux-2.41" { };
-    bubblewrap = mkDrv "bubblewrap-0.11.0" { };
-    bash = mkDrv "bash-5.3" { };
-    ripgrep = mkDrv "ripgrep-14.1.1" { };
-    python311 = mkDrv "python3-3.11.13" { };
-    mkShell = args: mkDrv "nix-shell" { passthru = args; };
-    runCommand = name: env: script: mkDrv name { };
-  };
-
-  isOption = v: isAttrs v && (v._type or null) == "option";
-  isPlainAttrs = v: isAttrs v && !(v ? _type) && !(v ? outPath);
-  showPath = builtins.concatStringsSep ".";
-  unique = foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ];
-
-  # mkIf / mkMerge / mkOverride unwrapped into plain definitions, each with the
-  # conjunction of its conditions (left unevaluated) and its priority, so that
-  # attribute names never depend on a condition: what keeps config lazy.
-  expand = def:
-    let v = def.value; kind = if isAttrs v then v._type or null else null; in
-    if kind == "if" then expand (def // { cond = def.cond && v.condition; value = v.content; })
-    else if kind == "merge" then concatMap (c: expand (def // { value = c; })) v.contents
-    else if kind == "override" then expand (def // { prio = v.priority; value = v.content; })
-    else [ def ];
-
-  mergeValues = path: values:
-    if builtins.length values == 1 then builtins.head values
-    else if all isList values then builtins.concatLists values
-    else if all isPlainAttrs values then foldl' (a: b: a // b) { } values
-    else if all (v: v == builtins.head values) values then builtins.head values
-    else throw "The option `${showPath path}' has conflicting definition values.";
-
-  leaf = path: opt: defs:
-    let
-      active = filter (d: d.cond) defs;
-      best = foldl' (m: d: if d.prio < m then d.prio else m) 10000 active;
-      value =
-        if active == [ ] then
-          (if opt ? default then opt.default
-           else throw "The option `${showPath path}' is used but not defined.")
-        else mergeValues path (map (d: d.value) (filter (d: d.prio == best) active));
-    in
-    if opt ? type && !(opt.type.check value)
-    then throw "A definition for option `${showPath path}' is not of type `${opt.type.name}'."
-    else value;
-
-  # prune drops undeclared attributes whose every definition is switched off:
-  # the finished config, as the real module system would show it.
-  merge = prune: path: decls: defs0:
-    let defs = concatMap expand defs0; in
-    if isOption decls then leaf path decls defs
-    else if decls == null && !(all (d: isPlainAttrs d.value) defs) then leaf path { } defs
-    else
-      let
-        declared = if decls == null then { } else decls;
-        attrDefs = filter (d: isPlainAttrs d.value) defs;
-        closed = path != [ ] && any isOption (attrValues declared);
-        names = unique (attrNames declared ++ concatMap (d: attrNames d.value) attrDefs);
-        sub = n: concatMap
-          (d: if d.value ? ${n} then [ (d // { value = d.value.${n}; }) ] else [ ])
-          attrDefs;
-        check = n:
-          if closed && !(declared ? ${n})
-          then throw "The option `${showPath (path ++ [ n ])}' does not exist."
-          else n;
-        live = n: declared ? ${n} || any (d: d.cond) (concatMap expand (sub n));
-      in
-      listToAttrs (map
-        (n: {
-          name = check n;
-          value = merge prune (path ++ [ n ]) (declared.${n} or null) (sub n);
-        })
-        (if prune then filter live names else names));
-
-  mergeDecls = a: b:
-    if isOption a || isOption b then throw "an option is declared twice"
-    else a // builtins.mapAttrs (n: v: if a ? ${n} then mergeDecls a.${n} v else v) b;
-
-  evalModules = { modules, pkgsFor }:
-    let
-      args = { inherit lib config; pkgs = pkgsFor config; };
-      load = m:
-        let
-          v0 = if isPath m || isString m then import m else m;
-          v = if isFunction v0
-              then v0 (builtins.mapAttrs (n: _: args.${n}) (builtins.functionArgs v0))
-              else v0;
-          shorthand = !(v ? config || v ? options);
-        in {
-          imports = v.imports or [ ];
-          options = v.options or { };
-          config = if shorthand then removeAttrs v [ "imports" "_file" "key" ] else v.config or { };
-        };
-      collect = ms: concatMap (m: let l = load m; in [ l ] ++ collect l.imports) ms;
-      loaded = collect modules;
-      decls = foldl' mergeDecls { } (map (l: l.options) loaded);
-      defs = map (l: { cond = true; prio = 100; value = l.config; }) loaded;
-      config = merge false [ ] decls defs;
-    in {
-      inherit config;
-      final = merge true [ ] decls defs;
-    };
-
-  # What every NixOS system has that the hyperhive modules read.
-  base = { pkgs, lib, ... }: {
-    options.assertions = lib.mkOption {
-      type = lib.types.listOf (lib.types.mk "assertion" isAttrs);
-      default = [ ];
-    };
-    config = {
-      nix.package = lib.mkDefault pkgs.nix;
-      nixpkgs.config = lib.mkDefault { };
-    };
-  };
-
-  nixosSystem = { system, modules, ... }:
-    let
-      evaluated = evalModules {
-        modules = [ base ] ++ modules;
-        # pkgs is instantiated with the system's own nixpkgs.config, as in NixOS.
-        pkgsFor = config: pkgs // { config = config.nixpkgs.config; inherit system; };
-      };
-    in { inherit system; config = evaluated.final; };
-
-  nixpkgs = {
-    lib = lib // { inherit nixosSystem; };
-    legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (_: pkgs);
-  };
-
-  flake = import REPO_FLAKE;
-  # The flake's own outputs, with itself as `self` the way flakes see it.
-  hyperhive = flake.outputs {
-    self = hyperhive // { outPath = "/nix/store/00000000-hyperhive-source"; };
-    inherit nixpkgs;
-  };
-
-  failed = config: map (a: a.message) (filter (a: !a.assertion) config.assertions);
-  names = map lib.getName;
-in {
-  inherit lib pkgs nixpkgs nixosSystem hyperhive flake failed names;
-  host = modules: (nixosSystem {
-    system = "x86_64-linux";
-    modules = [ hyperhive.nixosModules.hive-c0re ] ++ modules;
-  }).config;
-  agent = modules: (nixosSystem {
-    system = "x86_64-linux";
-    modules = [ hyperhive.nixosModules.hive-agent ] ++ modules;
-  }).config;
-}
-"""
+# Fixed Nix files the tests evaluate with; paths reach them with --argstr.
+NIX_DIR = Path(__file__).resolve().parent / "nix"
+STUB = NIX_DIR / "module-stub.nix"
+OPERATOR_AGENT_NIX = NIX_DIR / "agent.nix"
+# Every expression is evaluated with ``stub`` (the stub system over this checkout)
+# and ``repo`` (the checkout's absolute path) in scope.
+WRAPPER = "{ repo, stubFile }: let stub = import stubFile { inherit repo; }; in "
 
 
 def nix_env(**extra: str) -> dict[str, str]:
@@ -275,11 +56,9 @@ def nix_env(**extra: str) -> dict[str, str]:
 
 
 def run_nix(tmp_path: Path, expr: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    stub = tmp_path / "stub.nix"
-    if not stub.exists():
-        stub.write_text(STUB.replace("REPO_FLAKE", f"(/. + {nix_string(str(REPO / 'flake.nix'))})"))
+    args = ("--argstr", "repo", str(REPO), "--argstr", "stubFile", str(STUB))
     proc = subprocess.run(
-        [*NIX, "--eval", "--strict", "--json", "-E", expr],
+        [*NIX, "--eval", "--strict", "--json", *args, "-E", WRAPPER + expr],
         capture_output=True, text=True, timeout=120, check=False,
         cwd=tmp_path, env=env or nix_env(),
     )  # fmt: skip
@@ -301,7 +80,7 @@ def nix_error(tmp_path: Path, expr: str) -> str:
 def service_expr(which: str, modules: str, service: str) -> str:
     """The parts of one systemd service (and the system around it) a test checks."""
     return f"""
-      let stub = import ./stub.nix; c = stub.{which} [ {modules} ];
+      let c = stub.{which} [ {modules} ];
           s = c.systemd.services.{service};
       in {{
         inherit (s) description wantedBy after environment serviceConfig;
@@ -315,7 +94,7 @@ def host_expr(settings: str, *extra: str) -> str:
         [f"({{ lib, ... }}: {{ services.hive-c0re = {{ enable = true; {settings} }}; }})", *extra]
     )
     return f"""
-      let stub = import ./stub.nix; c = stub.host [ {modules} ];
+      let c = stub.host [ {modules} ];
           s = c.systemd.services.hive-c0re;
       in {{
         inherit (s) description wantedBy wants after environment serviceConfig;
@@ -362,7 +141,7 @@ def test_the_flake_offers_the_package_both_modules_a_dev_shell_and_checks(tmp_pa
     result = nix_eval(
         tmp_path,
         """
-        let stub = import ./stub.nix; out = stub.hyperhive; in {
+        let out = stub.hyperhive; in {
           inputs = stub.flake.inputs;
           systems = builtins.attrNames out.packages;
           packages = builtins.attrNames out.packages.x86_64-linux;
@@ -389,8 +168,7 @@ def test_the_package_is_built_by_setuptools_from_pyproject_with_its_dependencies
     result = nix_eval(
         tmp_path,
         """
-        let stub = import ./stub.nix;
-            p = stub.hyperhive.packages.x86_64-linux.default.passthru;
+        let p = stub.hyperhive.packages.x86_64-linux.default.passthru;
         in {
           inherit (p) pname version pyproject doCheck pythonImportsCheck;
           buildSystem = stub.names p.build-system;
@@ -413,17 +191,16 @@ def test_the_package_is_built_by_setuptools_from_pyproject_with_its_dependencies
     assert result["srcRoot"] == str(REPO)
     assert result["mainProgram"] == "hive-c0re"
     assert result["doCheck"] is False
-    assert "hyperhive.core.main" in result["pythonImportsCheck"]
+    assert "hyperhive.daemons.c0re" in result["pythonImportsCheck"]
 
 
 def test_a_python_dependency_missing_from_nixpkgs_is_named_with_the_fix(tmp_path: Path) -> None:
     err = nix_error(
         tmp_path,
         """
-        let stub = import ./stub.nix;
-            ps = removeAttrs stub.pkgs.python3Packages [ "claude-agent-sdk" ];
-            p = stub.pkgs.callPackage (/. + "REPO/nix/package.nix") { python3Packages = ps; };
-        in map (d: d.name) p.passthru.dependencies""".replace("REPO", str(REPO)),
+        let ps = removeAttrs stub.pkgs.python3Packages [ "claude-agent-sdk" ];
+            p = stub.pkgs.callPackage (/. + repo + "/nix/package.nix") { python3Packages = ps; };
+        in map (d: d.name) p.passthru.dependencies""",
     )
     assert "hyperhive needs the Python package claude-agent-sdk" in err
     assert "pythonPackagesExtensions" in err
@@ -443,7 +220,7 @@ def test_the_host_module_runs_hive_c0re_as_the_operator_configured_it(tmp_path: 
         ),
     )
     package = "/nix/store/" + nix_eval(
-        tmp_path, "builtins.baseNameOf (import ./stub.nix).hyperhive.packages.x86_64-linux.default"
+        tmp_path, "builtins.baseNameOf stub.hyperhive.packages.x86_64-linux.default"
     )
     service = result["serviceConfig"]
     assert service["ExecStart"] == (
@@ -534,7 +311,7 @@ def test_the_host_module_does_nothing_until_enabled(tmp_path: Path) -> None:
     result = nix_eval(
         tmp_path,
         """
-        let stub = import ./stub.nix; c = stub.host [ ]; in {
+        let c = stub.host [ ]; in {
           services = builtins.attrNames (c.systemd.services or { });
           failed = stub.failed c;
           enable = c.services.hive-c0re.enable;
@@ -566,8 +343,8 @@ def test_the_agent_module_runs_hive_ag3nt_with_the_container_layout(tmp_path: Pa
         tmp_path,
         agent_expr('name = "alice"; environment = { HYPERHIVE_ENGINE = "fake"; };', ALLOW_HOST),
     )
-    package = nix_eval(tmp_path, "(import ./stub.nix).hyperhive.packages.x86_64-linux.default")
-    claude = nix_eval(tmp_path, "(import ./stub.nix).pkgs.claude-code")
+    package = nix_eval(tmp_path, "stub.hyperhive.packages.x86_64-linux.default")
+    claude = nix_eval(tmp_path, "stub.pkgs.claude-code")
     assert result["serviceConfig"]["ExecStart"] == f"{package}/bin/hive-ag3nt serve"
     assert result["path"] == ["hyperhive", "claude-code", "bash", "git", "ripgrep"]
     assert result["environment"] == {
@@ -662,20 +439,20 @@ def test_the_agent_module_asserts_with_the_snippet_unless_claude_code_is_allowed
 def test_the_unfree_rule_reads_licenses_as_nixpkgs_check_meta_does(tmp_path: Path) -> None:
     result = nix_eval(
         tmp_path,
-        f"""
-        let hive = import (/. + {nix_string(str(REPO / "nix" / "lib.nix"))});
-            unfree = {{ free = false; }};
-            allowed = hive.unfreeAllowed {{ }};
-        in {{
-          free = allowed {{ pname = "x"; meta.license = {{ free = true; }}; }};
-          noLicense = allowed {{ pname = "x"; }};
-          stringLicense = allowed {{ pname = "x"; meta.license = "unfree"; }};
-          single = allowed {{ pname = "x"; meta.license = unfree; }};
-          list = allowed {{ pname = "x"; meta.license = [ {{ free = true; }} unfree ]; }};
+        """
+        let hive = import (/. + repo + "/nix/lib.nix");
+            unfree = { free = false; };
+            allowed = hive.unfreeAllowed { };
+        in {
+          free = allowed { pname = "x"; meta.license = { free = true; }; };
+          noLicense = allowed { pname = "x"; };
+          stringLicense = allowed { pname = "x"; meta.license = "unfree"; };
+          single = allowed { pname = "x"; meta.license = unfree; };
+          list = allowed { pname = "x"; meta.license = [ { free = true; } unfree ]; };
           byName = hive.unfreeAllowed
-            {{ allowUnfreePredicate = p: hive.getName p == "claude-code"; }}
-            {{ name = "claude-code-2.0.0"; meta.license = unfree; }};
-        }}""",
+            { allowUnfreePredicate = p: hive.getName p == "claude-code"; }
+            { name = "claude-code-2.0.0"; meta.license = unfree; };
+        }""",
     )
     assert result == {
         "free": True,
@@ -707,14 +484,11 @@ def test_a_generated_per_agent_flake_evaluates_with_the_real_agent_module(
         render_flake(spec, hyperhive_url="path:/opt/hyperhive", system=SYSTEM, with_agent_nix=True)
     )
     # An operator's agent.nix, adding to what the module sets.
-    (tmp_path / "agent.nix").write_text(
-        "{ pkgs, ... }: { environment.systemPackages = [ pkgs.ripgrep ]; }\n"
-    )
+    shutil.copyfile(OPERATOR_AGENT_NIX, tmp_path / "agent.nix")
     result = nix_eval(
         tmp_path,
         """
-        let stub = import ./stub.nix;
-            generated = (import ./flake.nix).outputs {
+        let generated = (import ./flake.nix).outputs {
               self = { }; inherit (stub) nixpkgs hyperhive;
             };
             c = generated.nixosConfigurations.container.config;

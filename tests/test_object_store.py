@@ -18,7 +18,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hyperhive.core.git_format import apply_delta, object_sha, parse_idx, parse_loose
+from hyperhive.core.git_delta import apply_delta
+from hyperhive.core.git_format import object_sha, parse_loose
+from hyperhive.core.git_pack import parse_idx
 from hyperhive.core.object_store import (
     AmbiguousObject,
     BadRepo,

@@ -31,6 +31,7 @@ from hyperhive.config import (
     DEFAULT_HOST_SOCKET_CONNECTIONS,
     resolve,
 )
+from hyperhive.core.caller import Caller
 from hyperhive.core.connections import FLOOR, ConnectionBudget, budget_for_nofile
 from hyperhive.core.fd_guard import BurstLog
 from hyperhive.core.hive import Hive
@@ -64,7 +65,7 @@ class Limited:
         }
         with self.log.open("wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "hyperhive.core.main", "serve", "--no-containers",
+                [sys.executable, "-m", "hyperhive.daemons.c0re", "serve", "--no-containers",
                  "--no-dashboard"],
                 env=full_env, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
                 preexec_fn=limit,
@@ -483,7 +484,17 @@ async def test_the_web_server_answers_503_past_its_concurrency_limit() -> None:
 async def test_a_socket_can_be_handed_to_an_agent_s_own_uid(hive: Hive) -> None:
     uid = 1900000123
     path = hive.config.run_dir / "agents" / "bob" / "mcp.sock"
-    server = SocketServer(hive, path, "bob", "agent", owner=uid)
+    sockets = hive.sockets
+    bob_caller = Caller("bob", "agent")
+    server = SocketServer(
+        path,
+        bob_caller,
+        sockets.dispatch,
+        sockets.agent_limits,
+        hive.connections,
+        hive.broker,
+        owner=uid,
+    )
     await server.start()
     try:
         for entry, mode in ((path, 0o600), (path.parent, 0o700)):

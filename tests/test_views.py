@@ -106,10 +106,11 @@ async def test_the_dashboard_view_pages_like_the_op(hive: Hive) -> None:
     await hive.add_agent("alice", None)
     for i in range(5):
         hive.broker.send("operator", "alice", f"m{i}" + "q" * (i * 3000))
-    page = messages_view(hive, "alice", 2)
+    desk = hive.operator_desk()
+    page = await messages_view(desk, "alice", 2)
     assert [m["id"] for m in page] == [4, 5] and all(m["truncated"] for m in page)
-    assert [m["id"] for m in messages_view(hive, None, 10, before=4)] == [1, 2, 3]
-    assert messages_view(hive, None, 10, before=1) == []
+    assert [m["id"] for m in await messages_view(desk, None, 10, before=4)] == [1, 2, 3]
+    assert await messages_view(desk, None, 10, before=1) == []
 
 
 async def test_the_dashboard_feed_sends_previews_never_whole_long_bodies(hive: Hive) -> None:

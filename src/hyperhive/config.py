@@ -15,7 +15,8 @@ from typing import Final
 
 from hyperhive.errors import ConfigError
 
-BACKENDS: Final = ("auto", "nixos", "bwrap", "process")
+# "fake" runs nothing (tests, demos); "auto" never chooses it (backends/registry.py).
+BACKENDS: Final = ("auto", "nixos", "bwrap", "process", "fake")
 # sqlite's synchronous setting (README, Durability): "normal" survives any process crash,
 # "full" also a power cut, each commit fsynced before its answer.
 DURABILITY: Final = ("normal", "full")

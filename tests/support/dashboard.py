@@ -99,7 +99,7 @@ async def live_swarm(config: Config, *, token: str = TOKEN) -> AsyncIterator[Swa
     await hive.start(manager=False)
     try:
         await hive.add_agent("hm1nd", None)
-        app = create_dashboard_app(hive, token=token)
+        app = create_dashboard_app(hive.operator_desk(), token=token)
         async with serving(app) as server:
             yield Swarm(hive, f"http://127.0.0.1:{server.port}/", app.state.csrf, token)
     finally:

@@ -22,6 +22,7 @@ BACKFILL_DEFAULT: Final = 500
 SUBSCRIBER_DEPTH: Final = 2048
 REDACTED: Final = "[redacted]"
 
+# hyperhive.agent.history_stats sums this table from the host: change the two together.
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

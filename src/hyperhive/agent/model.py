@@ -9,17 +9,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hyperhive.agent.layout import read_model
+
 
 class ModelFile:
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def read(self) -> str | None:
-        try:
-            value = self.path.read_text().strip()
-        except FileNotFoundError:
-            return None
-        return value or None
+        """The saved choice, if any; raises ``OSError`` if it is there but unreadable."""
+        return read_model(self.path)
 
     def write(self, model: str | None) -> None:
         """Persist (or with ``None`` forget) the choice; raises ``OSError`` on failure."""

@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Final, Literal
 
+from hyperhive.agent import layout
 from hyperhive.errors import BadConfig
 from hyperhive.names import MANAGER, validate_agent_name
 from hyperhive.tool_defaults import defaults
@@ -58,11 +59,11 @@ class AgentSettings:
 
     @property
     def history_db(self) -> Path:
-        return self.state_dir / "history.db"
+        return layout.history_db(self.state_dir)
 
     @property
     def session_file(self) -> Path:
-        return self.state_dir / "session-id"
+        return layout.session_file(self.state_dir)
 
 
 def resolve(
@@ -90,7 +91,7 @@ def resolve(
         claude_dir=Path(claude_dir or env.get("CLAUDE_CONFIG_DIR") or "/root/.claude"),
         listen=listen or env.get("HYPERHIVE_AGENT_LISTEN") or "127.0.0.1",
         port=port if port is not None else int(env_port) if env_port else port_for(chosen),
-        model_file=Path(env.get("HYPERHIVE_MODEL_FILE") or state_dir / "hyperhive-model"),
+        model_file=Path(env.get("HYPERHIVE_MODEL_FILE") or layout.model_file(state_dir)),
         engine=engine or env.get("HYPERHIVE_ENGINE") or "claude",
         idle_seconds=float(env.get("HYPERHIVE_IDLE_SECONDS") or DEFAULT_IDLE_SECONDS),
         agent_role=env.get("HYPERHIVE_AGENT_ROLE") or None,

@@ -1,9 +1,10 @@
 """The hive tools the model uses, answered by the core over the agent's socket.
 
-One definition serves both frontends: the in-process SDK MCP server named
-``hive`` that the Claude engine mounts (the model sees ``mcp__hive__send``),
-and ``hive-ag3nt mcp``, which runs the very same ``mcp`` server over stdio
-for any outside MCP client. Errors from the core reach the model as tool
+One table (:data:`TOOLS`: name, description, schema, roles, op) serves both
+frontends and the list of names the engine grants: the in-process SDK MCP server
+named ``hive`` that the Claude engine mounts (the model sees ``mcp__hive__send``),
+and ``hive-ag3nt mcp``, which runs the very same ``mcp`` server over stdio for
+any outside MCP client. Errors from the core reach the model as tool
 errors carrying the core's message.
 
 Each ``send`` carries a key of its own, so when the connection dies before the
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from hyperhive.client import RETRY_PAUSES, Client, call_retrying
 from hyperhive.errors import HiveError
@@ -50,6 +53,129 @@ def _text(value: Any, *, error: bool = False) -> dict[str, Any]:
     return answer
 
 
+# The op's arguments from the model's input, or the text of a tool error.
+Arguments = Callable[[dict[str, Any]], dict[str, Any] | str]
+EVERYONE: Final = frozenset({"agent", "manager"})
+MANAGER: Final = frozenset({"manager"})
+
+
+@dataclass(frozen=True, slots=True)
+class HiveTool:
+    name: str
+    description: str
+    schema: dict[str, Any]
+    roles: frozenset[str]  # "agent" is every role but the manager's
+    op: str  # the core op the tool calls
+    arguments: Arguments
+
+    def serves(self, role: str) -> bool:
+        return ("manager" if role == "manager" else "agent") in self.roles
+
+
+def _recv(args: dict[str, Any]) -> dict[str, Any] | str:
+    wait = args.get("wait", 0)
+    if not isinstance(wait, int | float) or isinstance(wait, bool):
+        return "bad_request: wait must be a number"
+    return {"wait": min(max(float(wait), 0.0), MAX_TOOL_WAIT)}
+
+
+def _fields(*names: str) -> Arguments:
+    return lambda args: {name: args.get(name) for name in names}
+
+
+def _lifecycle(op: str, text: str) -> HiveTool:
+    schema = _schema({"name": ("string", "the agent")}, required=("name",))
+    return HiveTool(op, text, schema, MANAGER, op, _fields("name"))
+
+
+TOOLS: Final = (
+    HiveTool(
+        "send",
+        "Send a message to another participant of the hive (an agent, hm1nd, or operator).",
+        _schema(
+            {"to": ("string", "recipient name"), "body": ("string", "the message text")},
+            required=("to", "body"),
+        ),
+        EVERYONE,
+        "send",
+        _fields("to", "body"),
+    ),
+    HiveTool(
+        "recv",
+        "Receive your next message, waiting up to `wait` seconds (0 = don't wait). "
+        "Returns null when there is none.",
+        _schema({"wait": ("number", "seconds to wait, 0-300 (default 0)")}, required=()),
+        EVERYONE,
+        "recv",
+        _recv,
+    ),
+    HiveTool(
+        "request_spawn",
+        "Ask the operator to approve a new agent. `config` is an optional agent.toml "
+        "(role, model, allow_send, [sandbox]). You get approval_decided in your inbox.",
+        _schema(
+            {
+                "name": ("string", "1-9 chars: a-z first, then a-z 0-9 -"),
+                "reason": ("string", "why the swarm needs it"),
+                "config": ("string", "agent.toml text; omit for the default"),
+            },
+            required=("name", "reason"),
+        ),
+        MANAGER,
+        "request_spawn",
+        lambda args: {
+            "name": args.get("name"),
+            "reason": args.get("reason"),
+            "config": args.get("config") or None,
+        },
+    ),
+    HiveTool(
+        "request_apply_commit",
+        "Ask the operator to apply a commit of /agents/<name>/config (commit it first "
+        "with git). Exactly that commit is applied and the agent restarts on it.",
+        _schema(
+            {
+                "name": ("string", "the agent"),
+                "sha": ("string", "the commit"),
+                "reason": ("string", "what changes and why"),
+            },
+            required=("name", "sha", "reason"),
+        ),
+        MANAGER,
+        "request_apply_commit",
+        _fields("name", "sha", "reason"),
+    ),
+    HiveTool(
+        "ask_operator",
+        "Ask the human operator a question. With `options` it is a choice (radio, or "
+        "checkboxes with multi=true); without, free text. The answer arrives later in "
+        "your inbox as operator_answered.",
+        _schema(
+            {
+                "question": ("string", "the question"),
+                "options": ("array", "choices; omit for a free-text answer"),
+                "multi": ("boolean", "allow several choices (default false)"),
+            },
+            required=("question",),
+        ),
+        MANAGER,
+        "ask_operator",
+        lambda args: {
+            "question": args.get("question"),
+            "options": args.get("options") or None,
+            "multi": bool(args.get("multi")),
+        },
+    ),
+    _lifecycle("start", "Start a stopped agent now."),
+    _lifecycle("kill", "Stop an agent now (it stays stopped until started)."),
+    _lifecycle("restart", "Restart an agent now."),
+)
+
+
+def tools_for(role: str) -> list[HiveTool]:
+    return [spec for spec in TOOLS if spec.serves(role)]
+
+
 class HiveTools:
     """Tool handlers bound to one agent's socket (its identity)."""
 
@@ -62,11 +188,7 @@ class HiveTools:
 
     @property
     def names(self) -> list[str]:
-        base = ["send", "recv"]
-        if self.role == "manager":
-            base += ["request_spawn", "request_apply_commit", "ask_operator"]
-            base += ["start", "kill", "restart"]
-        return base
+        return [spec.name for spec in tools_for(self.role)]
 
     async def call(self, op: str, **args: Any) -> dict[str, Any]:
         # A connection per call: a long recv must not hold up a send.
@@ -86,111 +208,19 @@ class HiveTools:
         # agent which has not yet run a turn should not pay.
         from claude_agent_sdk import tool
 
-        @tool(
-            "send",
-            "Send a message to another participant of the hive (an agent, hm1nd, or operator).",
-            {
-                "to": Annotated[str, "recipient name"],
-                "body": Annotated[str, "the message text"],
-            },
-        )
-        async def send(args: dict[str, Any]) -> dict[str, Any]:
-            return await self.call("send", to=args.get("to"), body=args.get("body"))
-
-        @tool(
-            "recv",
-            "Receive your next message, waiting up to `wait` seconds (0 = don't wait). "
-            "Returns null when there is none.",
-            _schema({"wait": ("number", "seconds to wait, 0-300 (default 0)")}, required=()),
-        )
-        async def recv(args: dict[str, Any]) -> dict[str, Any]:
-            wait = args.get("wait", 0)
-            if not isinstance(wait, int | float) or isinstance(wait, bool):
-                return _text("bad_request: wait must be a number", error=True)
-            return await self.call("recv", wait=min(max(float(wait), 0.0), MAX_TOOL_WAIT))
-
-        if self.role != "manager":
-            return [send, recv]
-        return [send, recv, *self._manager_definitions()]
-
-    def _manager_definitions(self) -> list[SdkMcpTool[Any]]:
-        from claude_agent_sdk import tool
-
-        @tool(
-            "request_spawn",
-            "Ask the operator to approve a new agent. `config` is an optional agent.toml "
-            "(role, model, allow_send, [sandbox]). You get approval_decided in your inbox.",
-            _schema(
-                {
-                    "name": ("string", "1-9 chars: a-z first, then a-z 0-9 -"),
-                    "reason": ("string", "why the swarm needs it"),
-                    "config": ("string", "agent.toml text; omit for the default"),
-                },
-                required=("name", "reason"),
-            ),
-        )
-        async def request_spawn(args: dict[str, Any]) -> dict[str, Any]:
-            config = args.get("config") or None
-            return await self.call(
-                "request_spawn", name=args.get("name"), reason=args.get("reason"), config=config
-            )
-
-        @tool(
-            "request_apply_commit",
-            "Ask the operator to apply a commit of /agents/<name>/config (commit it first "
-            "with git). Exactly that commit is applied and the agent restarts on it.",
-            {
-                "name": Annotated[str, "the agent"],
-                "sha": Annotated[str, "the commit"],
-                "reason": Annotated[str, "what changes and why"],
-            },
-        )
-        async def request_apply_commit(args: dict[str, Any]) -> dict[str, Any]:
-            return await self.call(
-                "request_apply_commit",
-                name=args.get("name"),
-                sha=args.get("sha"),
-                reason=args.get("reason"),
-            )
-
-        @tool(
-            "ask_operator",
-            "Ask the human operator a question. With `options` it is a choice (radio, or "
-            "checkboxes with multi=true); without, free text. The answer arrives later in "
-            "your inbox as operator_answered.",
-            _schema(
-                {
-                    "question": ("string", "the question"),
-                    "options": ("array", "choices; omit for a free-text answer"),
-                    "multi": ("boolean", "allow several choices (default false)"),
-                },
-                required=("question",),
-            ),
-        )
-        async def ask_operator(args: dict[str, Any]) -> dict[str, Any]:
-            options = args.get("options") or None
-            return await self.call(
-                "ask_operator",
-                question=args.get("question"),
-                options=options,
-                multi=bool(args.get("multi")),
-            )
-
-        def lifecycle(op: str, text: str) -> SdkMcpTool[Any]:
-            @tool(op, text, {"name": Annotated[str, "the agent"]})
-            async def act(args: dict[str, Any]) -> dict[str, Any]:
-                return await self.call(op, name=args.get("name"))
-
-            return act
-
         return [
-            request_spawn,
-            request_apply_commit,
-            ask_operator,
-            lifecycle("start", "Start a stopped agent now."),
-            lifecycle("kill", "Stop an agent now (it stays stopped until started)."),
-            lifecycle("restart", "Restart an agent now."),
+            tool(spec.name, spec.description, spec.schema)(self._handler(spec))
+            for spec in tools_for(self.role)
         ]
+
+    def _handler(self, spec: HiveTool) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+        async def handle(args: dict[str, Any]) -> dict[str, Any]:
+            arguments = spec.arguments(args)
+            if isinstance(arguments, str):
+                return _text(arguments, error=True)
+            return await self.call(spec.op, **arguments)
+
+        return handle
 
     def sdk_server(self) -> McpSdkServerConfig:
         from claude_agent_sdk import create_sdk_mcp_server

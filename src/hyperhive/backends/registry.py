@@ -1,4 +1,8 @@
-"""Backends by name, and ``auto``: the strongest isolation this host offers."""
+"""Backends by name, and ``auto``: the strongest isolation this host offers.
+
+``fake`` (:mod:`hyperhive.backends.fake`) can be chosen by name, for tests and
+demos, but runs nothing: ``auto`` never picks it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Final
 
 from hyperhive.backends.base import Backend, BackendError
 from hyperhive.backends.bwrap import BwrapBackend
+from hyperhive.backends.fake import NOTHING_RUNS, FakeBackend
 from hyperhive.backends.nixos import NixosBackend
 from hyperhive.backends.process import ProcessBackend
 
@@ -30,6 +35,15 @@ BACKENDS: Final[dict[str, Factory]] = {
     "bwrap": lambda work, hide: BwrapBackend(work, hide=hide),
     "process": lambda work, hide: ProcessBackend(work),
 }
+
+
+def _fake(work: Path, hide: Sequence[Path]) -> Backend:
+    log.warning(NOTHING_RUNS)
+    return FakeBackend()
+
+
+# Chosen only by name: they run no agent, so ``auto`` must never land on one.
+STAND_INS: Final[dict[str, Factory]] = {"fake": _fake}
 
 
 def bwrap_works(bwrap: str = "bwrap") -> bool:
@@ -66,9 +80,9 @@ def choose(name: str, *, work_dir: Path, hide: Sequence[Path] = ()) -> Backend:
     ``work_dir/<backend>``; ``hide`` are host dirs no sandbox may see (the
     hive's state and run roots)."""
     chosen = detect() if name == "auto" else name
-    factory = BACKENDS.get(chosen)
+    factory = BACKENDS.get(chosen) or STAND_INS.get(chosen)
     if factory is None:
-        known = ", ".join(["auto", *BACKENDS])
+        known = ", ".join(["auto", *BACKENDS, *STAND_INS])
         raise BackendError(f"unknown backend {name!r}: choose one of {known}")
     log.info("container backend: %s", chosen)
     return factory(work_dir / chosen, tuple(hide))

@@ -1,8 +1,8 @@
 """The broker: durable sends, long-poll receives, leases and acks.
 
 A send is committed to sqlite before it is answered, then its id joins the
-recipient's :class:`Inbox` and wakes whoever waits there. Waiting is a future
-per waiting call, resolved by the send itself: nothing polls.
+recipient's queue (core/queues.py) and wakes whoever waits there. The log's shape
+and its reads are core/message_log.py's.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeGuard
+from typing import Any, Final
 
-from hyperhive.core import previews
+from hyperhive.core import message_log, previews
 from hyperhive.core.bus import EventBus
 from hyperhive.core.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetters, check_reason
-from hyperhive.core.inbox import Inbox, Lease
+from hyperhive.core.inbox import Lease
 from hyperhive.core.limits import MESSAGE_OVERHEAD, SendLimits, SendPolicy
+from hyperhive.core.message_log import BYTES, INSERT, Kind, Message
+from hyperhive.core.queues import Queues
 from hyperhive.core.registry import Registry
 from hyperhive.core.send_keys import DEFAULT_WINDOW, Keyed, check_key, replayed
 from hyperhive.errors import (
@@ -32,55 +32,10 @@ from hyperhive.errors import (
     TooLarge,
     UnknownAgent,
     UnknownLease,
-    UnknownMessage,
 )
 from hyperhive.names import CORE, MANAGER, OPERATOR
 
-Kind = Literal["message", "event"]
 MAX_WAIT: Final = 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    id: int
-    sender: str
-    recipient: str
-    body: str
-    kind: Kind
-    payload: dict[str, Any] | None
-    created_at: float
-    key: str | None = None  # the sender's idempotency key (core/send_keys.py)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "from": self.sender,
-            "to": self.recipient,
-            "body": self.body,
-            "kind": self.kind,
-            "payload": self.payload,
-            "created_at": self.created_at,
-            "key": self.key,
-        }
-
-
-_COLUMNS: Final = "id, sender, recipient, body, kind, payload, created_at, key"
-_BYTES: Final = "length(CAST(body AS BLOB))"
-_INSERT: Final = (
-    "INSERT INTO messages (sender, recipient, body, kind, payload, created_at, delivered_at,"
-    " key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _row_to_message(row: tuple[Any, ...]) -> Message:
-    mid, sender, recipient, body, kind, payload, created, key = row
-    decoded = json.loads(payload) if payload else None
-    return Message(mid, sender, recipient, body, kind, decoded, created, key)
-
-
-def _is_token(token: object) -> TypeGuard[int]:
-    # JSON true is a Python int equal to 1: it must not name lease 1.
-    return isinstance(token, int) and not isinstance(token, bool)
 
 
 class Broker:
@@ -101,13 +56,9 @@ class Broker:
         self._registry = registry
         self._bus = bus
         self._max_body = max_body
-        self._lease_seconds = lease_seconds
         self._clock = clock
         self._key_window = key_window
-        self._inboxes: defaultdict[str, Inbox] = defaultdict(Inbox)
-        self._waiters: defaultdict[str, list[asyncio.Future[None]]] = defaultdict(list)
-        self._expiry: dict[int, asyncio.TimerHandle] = {}
-        self._closing = False
+        self._queues = Queues(clock, lease_seconds)
         self.dead = DeadLetters(conn, max_attempts)
         self.refusals: dict[str, int] = dict(conn.execute("SELECT name, value FROM counters"))
         # Every unacked message is queued again at start: leases die with the
@@ -117,9 +68,9 @@ class Broker:
             "SELECT id, recipient FROM messages WHERE delivered_at IS NULL AND dead_at IS NULL"
             " ORDER BY id"
         ):
-            self._inboxes[recipient].push(mid)
+            self._queues.push(recipient, mid)  # nobody waits yet: this wakes no one
         held = conn.execute(
-            f"SELECT sender, count(*), total({_BYTES}) FROM messages"
+            f"SELECT sender, count(*), total({BYTES}) FROM messages"
             " WHERE delivered_at IS NULL GROUP BY sender"
         )
         self.limits = SendLimits(
@@ -214,7 +165,7 @@ class Broker:
         delivered = now if to == OPERATOR else None
         row = (sender, to, body, kind, text, now, delivered, key)
         if not reclaim:
-            cur = self._conn.execute(_INSERT, row)
+            cur = self._conn.execute(INSERT, row)
         else:
             # One commit: the key passes from a message older than the window (send() has
             # checked) to this one atomically; the unique index refuses two holders.
@@ -223,12 +174,11 @@ class Broker:
                 self._conn.execute(
                     "UPDATE messages SET key = NULL WHERE sender = ? AND key = ?", (sender, key)
                 )
-                cur = self._conn.execute(_INSERT, row)
+                cur = self._conn.execute(INSERT, row)
         assert cur.lastrowid is not None
         message = Message(cur.lastrowid, sender, to, body, kind, payload, now, key)
         if delivered is None:
-            self._inboxes[to].push(message.id)
-            self._wake(to)
+            self._queues.push(to, message.id)
         self._bus.publish({"type": "message", "message": message.to_wire()})
         return message
 
@@ -255,75 +205,53 @@ class Broker:
         deadline = loop.time() + min(max(wait, 0.0), MAX_WAIT)
         while True:
             got = self._pop(recipient, holder)
-            if got is not None or self._closing:
+            if got is not None or self._queues.closing:
                 return got
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if not await self._queues.wait(recipient, deadline):
                 return None
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters[recipient].append(waiter)
-            try:
-                await asyncio.wait_for(waiter, remaining)
-            except TimeoutError:
-                return None
-            finally:
-                if waiter in self._waiters[recipient]:
-                    self._waiters[recipient].remove(waiter)
 
     def _pop(self, recipient: str, holder: object | None) -> tuple[Message, Lease | None] | None:
-        inbox = self._inboxes[recipient]
         if holder is None:
-            mid = inbox.take()
+            mid = self._queues.take(recipient)
             if mid is None:
                 return None
             self._mark_delivered(mid)
             return self.get(mid), None
-        lease = inbox.lease(holder, self._clock(), self._lease_seconds)
+        lease = self._queues.lease(recipient, holder)
         if lease is None:
             return None
-        loop = asyncio.get_running_loop()
-        self._expiry[lease.token] = loop.call_later(
-            self._lease_seconds, self._expire, recipient, lease.token
-        )
         return self.get(lease.message_id), lease
 
     def ack(self, recipient: str, token: object) -> int:
         """Finish a lease: the message is delivered and never handed out again."""
-        lease = self._inboxes[recipient].ack(token) if _is_token(token) else None
+        lease = self._queues.settle(recipient, token)
         if lease is None:
             raise UnknownLease(f"no lease {token!r} held by {recipient!r} (expired or acked?)")
-        self._cancel_timer(lease.token)
         self._mark_delivered(lease.message_id)
         return lease.message_id
 
     def nack(self, recipient: str, token: object) -> int:
         """Give a leased message back at once, in its original place."""
-        lease = self._inboxes[recipient].release(token) if _is_token(token) else None
+        lease = self._queues.release(recipient, token)
         if lease is None:
             raise UnknownLease(f"no lease {token!r} held by {recipient!r} (expired or acked?)")
-        self._cancel_timer(lease.token)
-        self._wake(recipient)
         return lease.message_id
 
     def fail(self, recipient: str, token: object, reason: object) -> dict[str, Any]:
         """Finish a lease as a failure of the message itself (core/dead_letter.py): one
         attempt is counted; below the limit the message is queued again, at it, dead."""
         text = check_reason(reason)  # before the lease is touched: bad input changes nothing
-        inbox = self._inboxes[recipient]
-        lease = inbox.ack(token) if _is_token(token) else None
+        lease = self._queues.settle(recipient, token)
         if lease is None:
             raise UnknownLease(f"no lease {token!r} held by {recipient!r} (expired or acked?)")
-        self._cancel_timer(lease.token)
         mid = lease.message_id
         try:
             attempts, decided = self.dead.record_failure(mid, text, self._clock())
         except BaseException:
-            inbox.push(mid)  # not counted, so not lost either: it is handed out again
-            self._wake(recipient)
+            self._queues.push(recipient, mid)  # not counted, so not lost either: handed out again
             raise
         if decided == "again":
-            inbox.push(mid)
-            self._wake(recipient)
+            self._queues.push(recipient, mid)
         else:
             self._report_dead(mid, attempts, text)
         return {"id": mid, "attempts": attempts, "dead": decided == "dead"}
@@ -346,8 +274,7 @@ class Broker:
         if recipient not in self._registry:
             raise UnknownAgent(f"message #{mid} is for {recipient!r}, who is gone; drop it")
         self.dead.revive(mid)
-        self._inboxes[recipient].push(mid)
-        self._wake(recipient)
+        self._queues.push(recipient, mid)
         self._bus.publish({"type": "dead_letter_retried", "id": mid, "to": recipient})
         return self.get(mid)
 
@@ -361,39 +288,17 @@ class Broker:
 
     def release_holder(self, recipient: str, holder: object) -> list[int]:
         """The holder went away (connection closed): its leases return to the queue."""
-        inbox = self._inboxes.get(recipient)
-        if inbox is None:
-            return []
-        requeued = inbox.release_holder(holder)
-        if requeued:
-            self._wake(recipient)
-        return requeued
+        return self._queues.release_holder(recipient, holder)
 
     def holds_lease(self, recipient: str, holder: object) -> bool:
         """Whether ``holder`` (a connection) has a message of ``recipient``'s leased now."""
-        inbox = self._inboxes.get(recipient)
-        return inbox is not None and inbox.holds(holder)
-
-    def _expire(self, recipient: str, token: int) -> None:
-        self._expiry.pop(token, None)
-        if self._inboxes[recipient].release(token) is not None:
-            self._wake(recipient)
-
-    def _cancel_timer(self, token: int) -> None:
-        handle = self._expiry.pop(token, None)
-        if handle is not None:
-            handle.cancel()
-
-    def _wake(self, recipient: str) -> None:
-        for waiter in self._waiters.pop(recipient, ()):
-            if not waiter.done():
-                waiter.set_result(None)
+        return self._queues.holds(recipient, holder)
 
     def _mark_delivered(self, mid: int) -> None:
         # fetchall: the UPDATE commits only once its RETURNING rows are all read.
         rows = self._conn.execute(
             "UPDATE messages SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL"
-            f" RETURNING sender, {_BYTES}",
+            f" RETURNING sender, {BYTES}",
             (self._clock(), mid),
         ).fetchall()
         for sender, size in rows:
@@ -401,26 +306,13 @@ class Broker:
 
     def get(self, mid: int) -> Message:
         """One whole message of the log, delivered or not."""
-        row = self._conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (mid,)).fetchone()
-        if row is None:
-            raise UnknownMessage(f"no message with id {mid}")
-        return _row_to_message(row)
+        return message_log.get(self._conn, mid)
 
     # -- reading the log and shutting down ---------------------------------
 
     def history(self, agent: str | None, limit: int) -> list[Message]:
         """The newest ``limit`` messages (to or from ``agent``), oldest first."""
-        if agent is None:
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM messages ORDER BY id DESC LIMIT ?", (limit,)
-            )
-        else:
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE sender = ? OR recipient = ?"
-                " ORDER BY id DESC LIMIT ?",
-                (agent, agent, limit),
-            )
-        return [_row_to_message(r) for r in rows][::-1]
+        return message_log.history(self._conn, agent, limit)
 
     def page(
         self,
@@ -431,45 +323,16 @@ class Broker:
         preview: int = previews.PREVIEW_BYTES,
         budget: int = previews.PAGE_BYTES,
     ) -> list[dict[str, Any]]:
-        """Like :meth:`history`, older than ``before``, as wire dicts with bodies cut to
-        ``preview`` bytes and no more than ``budget`` bytes in all (see core/previews.py).
-
-        Only a prefix of each body leaves sqlite, so a page of floods stays cheap to read.
-        """
-        where: list[str] = ["1"]
-        params: list[object] = []
-        if agent is not None:
-            where.append("(sender = ? OR recipient = ?)")
-            params += [agent, agent]
-        if before is not None:
-            where.append("id < ?")
-            params.append(before)
-        rows = self._conn.execute(
-            "SELECT id, sender, recipient, substr(body, 1, ?), kind, payload, created_at, key,"
-            f" {_BYTES} FROM messages WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
-            (preview, *params, limit),
-        )
-        cut = (
-            previews.shortened(_row_to_message(row[:8]).to_wire(), row[3], row[8], preview)
-            for row in rows
-        )
-        try:
-            return previews.within(cut, budget)
-        finally:
-            rows.close()  # the page may stop early; end the read now, not at GC
+        """A page of the log, bodies cut short (see :func:`message_log.page`)."""
+        return message_log.page(self._conn, agent, limit, before, preview=preview, budget=budget)
 
     def waiting(self) -> dict[str, int]:
         """How many long-polls each recipient has parked right now."""
-        return {name: len(w) for name, w in self._waiters.items() if w}
+        return self._queues.waiting()
 
     def pending(self) -> dict[str, int]:
-        return {name: len(inbox) for name, inbox in self._inboxes.items() if len(inbox)}
+        return self._queues.pending()
 
     def close(self) -> None:
         """Stop waiting: every pending ``recv`` answers ``None`` now."""
-        self._closing = True
-        for name in list(self._waiters):
-            self._wake(name)
-        for handle in self._expiry.values():
-            handle.cancel()
-        self._expiry.clear()
+        self._queues.close()

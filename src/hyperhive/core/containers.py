@@ -112,7 +112,7 @@ def build_spec(
     for d in (paths.state, paths.claude, paths.work, paths.socket_dir):
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     manager = name == MANAGER
-    module = "hyperhive.manager" if manager else "hyperhive.agent"
+    module = "hyperhive.daemons.m1nd" if manager else "hyperhive.daemons.ag3nt"
     tools = effective(agent.tools, isolated=isolated, manager=manager)
     extra = {"HYPERHIVE_AGENT_NAME": name, "HYPERHIVE_TOOL_POLICY": json.dumps(tools.to_wire())}
     if operator_token:

@@ -10,23 +10,26 @@ and ``hive tail`` see it too.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from hyperhive.core.agent_config import AgentConfig, parse_agent_toml
 from hyperhive.core.approval_queue import ApprovalQueue
 from hyperhive.core.approvals import Applied, Approval, Approve, Deny, Failed, transition
 from hyperhive.core.binds import check_binds, forbidden_roots
+from hyperhive.core.config_repo import ConfigRepos
 from hyperhive.core.git import ConfigRepoError
+from hyperhive.core.lifecycle import ContainersDisabled, Lifecycle
+from hyperhive.core.notifier import Notifier
 from hyperhive.core.proposal import Pin
 from hyperhive.core.questions import Question, QuestionBook
+from hyperhive.core.registry import Registry
 from hyperhive.core.tool_approvals import ToolAnswer, ToolApprovals, ToolRule, preview
 from hyperhive.core.workspace_repo import check_host_repo
 from hyperhive.errors import AlreadyExists, HiveError
 from hyperhive.names import validate_agent_name
-
-if TYPE_CHECKING:
-    from hyperhive.core.hive import Hive
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +43,33 @@ def pin_of(approval: Approval) -> Pin:
 
 
 class Governance:
-    def __init__(self, hive: Hive) -> None:
-        self._hive = hive
-        self.queue = ApprovalQueue(hive.conn)
-        self.book = QuestionBook(hive.conn)
-        self.tools = ToolApprovals(hive.conn)
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        registry: Registry,
+        notifier: Notifier,
+        *,
+        state_dir: Path,
+        run_dir: Path,
+        repos: ConfigRepos | None,
+        lifecycle: Lifecycle | None,
+    ) -> None:
+        """``state_dir``, ``run_dir``: the hive's own, which no bind may reach;
+        ``repos`` and ``lifecycle`` are None without a container backend."""
+        self._registry = registry
+        self._notifier = notifier
+        self._hive_dirs = (state_dir, run_dir)
+        self._repos = repos
+        self._lifecycle = lifecycle
+        self.queue = ApprovalQueue(conn)
+        self.book = QuestionBook(conn)
+        self.tools = ToolApprovals(conn)
+
+    @property
+    def _containers(self) -> Lifecycle:
+        if self._lifecycle is None:
+            raise ContainersDisabled("this hive-c0re runs without a container backend")
+        return self._lifecycle
 
     # -- approvals --------------------------------------------------------------
 
@@ -52,7 +77,7 @@ class Governance:
         self, requester: str, name: object, reason: str, config: str | None
     ) -> Approval:
         name = validate_agent_name(name)
-        if name in self._hive.registry:
+        if name in self._registry:
             raise AlreadyExists(f"agent {name!r} already exists")
         if config is not None:
             # A bad config is refused now, not at approval.
@@ -64,17 +89,17 @@ class Governance:
     async def request_apply_commit(
         self, requester: str, name: str, sha: str, reason: str
     ) -> Approval:
-        self._hive.registry.get(name)
-        repos = self._hive.lifecycle.repos
-        staged = await repos.stage(name, sha)
+        self._registry.get(name)
+        if self._repos is None:
+            raise ContainersDisabled("this hive-c0re runs without a container backend")
+        staged = await self._repos.stage(name, sha)
         self._check_binds(parse_agent_toml(staged.agent_toml))
         approval = self.queue.request_apply_commit(name, requester, reason, staged)
         self._publish("approval_requested", approval)
         return approval
 
     def _check_binds(self, agent: AgentConfig) -> None:
-        config = self._hive.config
-        forbidden = forbidden_roots(config.state_dir, config.run_dir)
+        forbidden = forbidden_roots(*self._hive_dirs)
         check_binds(agent.sandbox.ro_binds, forbidden)
         if agent.workspace.repo is not None:
             check_host_repo(agent.workspace, forbidden)  # a real repository, nowhere forbidden
@@ -108,10 +133,10 @@ class Governance:
         self._publish("approval_decided", approved)
         try:
             if approved.kind == "spawn":
-                await self._hive.lifecycle.spawn(approved.agent, approved.config)
+                await self._containers.spawn(approved.agent, approved.config)
             else:
                 pin = pin_of(approved)
-                await self._hive.lifecycle.apply_commit(approved.agent, pin, approved.id)
+                await self._containers.apply_commit(approved.agent, pin, approved.id)
         except HiveError as exc:
             log.warning("approval %d failed: %s", approved.id, exc.message)
             done = self._save(approved, transition(approved, Failed(exc.message), time.time()))
@@ -127,13 +152,13 @@ class Governance:
         self._tell_requester(done)
         self._publish("approval_decided", done)
         if rule is not None:
-            self._hive.bus.publish({"type": "rule_added", "rule": rule.to_wire()})
+            self._notifier.publish({"type": "rule_added", "rule": rule.to_wire()})
         return done
 
     # -- tool uses ----------------------------------------------------------------
 
     def tool_use(self, agent: str, tool: object, given: object) -> ToolAnswer:
-        since = self._hive.registry.get(agent).created_at
+        since = self._registry.get(agent).created_at
         answer = self.tools.ask(agent, since, tool, given)
         if answer.created and answer.approval is not None:
             self._publish("approval_requested", answer.approval)
@@ -146,7 +171,7 @@ class Governance:
 
     def revoke_rule(self, rule_id: int) -> ToolRule:
         revoked = self.tools.revoke(rule_id)
-        self._hive.bus.publish({"type": "rule_revoked", "rule": revoked.to_wire()})
+        self._notifier.publish({"type": "rule_revoked", "rule": revoked.to_wire()})
         return revoked
 
     async def deny(self, approval_id: int, by: str, reason: str) -> Approval:
@@ -161,17 +186,16 @@ class Governance:
         return after
 
     def _tell_requester(self, approval: Approval) -> None:
-        if approval.requester in self._hive.registry:
-            self._hive.broker.post_event(approval.requester, "approval_decided", approval.to_wire())
+        self._notifier.tell(approval.requester, "approval_decided", approval.to_wire())
 
     def _publish(self, kind: str, approval: Approval) -> None:
-        self._hive.bus.publish({"type": kind, "approval": approval.to_wire()})
+        self._notifier.publish({"type": kind, "approval": approval.to_wire()})
 
     # -- questions ---------------------------------------------------------------
 
     def ask(self, asker: str, question: object, options: list[str] | None, multi: bool) -> Question:
         asked = self.book.ask(asker, question, options, multi)
-        self._hive.bus.publish({"type": "question_asked", "question": asked.to_wire()})
+        self._notifier.publish({"type": "question_asked", "question": asked.to_wire()})
         return asked
 
     def questions(self, limit: int) -> dict[str, Any]:
@@ -182,17 +206,12 @@ class Governance:
 
     def answer(self, question_id: int, answer: object, by: str) -> Question:
         answered = self.book.answer(question_id, answer, by)
-        if answered.asker in self._hive.registry:
-            self._hive.broker.post_event(
-                answered.asker,
-                "operator_answered",
-                {
-                    "question_id": answered.id,
-                    "question": answered.question,
-                    "answer": answered.answer,
-                },
-            )
-        else:
+        told = self._notifier.tell(
+            answered.asker,
+            "operator_answered",
+            {"question_id": answered.id, "question": answered.question, "answer": answered.answer},
+        )
+        if not told:
             log.info("question %d answered, but %s is gone", answered.id, answered.asker)
-        self._hive.bus.publish({"type": "question_answered", "question": answered.to_wire()})
+        self._notifier.publish({"type": "question_answered", "question": answered.to_wire()})
         return answered

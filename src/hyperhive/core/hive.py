@@ -1,9 +1,11 @@
 """The running core: store, registry, broker, bus, sockets and (with a backend)
 the lifecycle of agents' containers, wired together.
 
-:class:`Hive` is built from a resolved :class:`Config`, started, and shut down
-in the reverse order: stop accepting, let requests in flight finish, stop the
-containers, close the store.
+:class:`Hive` only composes. It is built from a resolved :class:`Config` without
+touching anything; :meth:`Hive.start` opens the store, wires the services, opens the
+sockets and boots the containers; :meth:`Hive.shutdown` undoes it in the reverse
+order: stop accepting, let requests in flight finish, stop the containers, close
+the store.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from hyperhive.backends.base import Backend
@@ -21,18 +24,28 @@ from hyperhive.config import Config
 from hyperhive.core.agent_uids import AgentUids
 from hyperhive.core.broker import Broker
 from hyperhive.core.bus import EventBus
+from hyperhive.core.caller import Caller
 from hyperhive.core.config_repo import ConfigRepos
-from hyperhive.core.containers import forwarded_env, hive_rev
+from hyperhive.core.connections import ConnectionBudget
+from hyperhive.core.containers import ContainerRecords, agent_paths, forwarded_env, hive_rev
+from hyperhive.core.directory import AgentDirectory
 from hyperhive.core.governance import Governance
-from hyperhive.core.lifecycle import Lifecycle
+from hyperhive.core.lifecycle import ContainersDisabled, Lifecycle
 from hyperhive.core.limits import SendPolicy
+from hyperhive.core.notifier import Notifier
+from hyperhive.core.operator_desk import OperatorDesk
 from hyperhive.core.operator_token import DashboardLink
+from hyperhive.core.ops import NotStarted, OpTable, Services
 from hyperhive.core.registry import AgentRecord, Registry
-from hyperhive.core.server import DRAIN_SECONDS, SocketServer, connection_budget
-from hyperhive.core.store import open_store
+from hyperhive.core.server import DRAIN_SECONDS, SocketServer
+from hyperhive.core.sockets import SocketFactory
+from hyperhive.core.store import durability, open_store
 from hyperhive.core.supervision import Policy
+from hyperhive.core.workspace import Workspaces
 from hyperhive.errors import HiveError
 from hyperhive.names import MANAGER, OPERATOR
+
+__all__ = ["ContainersDisabled", "Hive", "NotStarted", "private_dirs"]
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +57,20 @@ def private_dirs(*dirs: Path) -> None:
         os.chmod(path, 0o700)
 
 
-class ContainersDisabled(HiveError):
-    code = "no_containers"
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """The services of a started hive."""
+
+    registry: Registry
+    bus: EventBus
+    broker: Broker
+    uids: AgentUids
+    governance: Governance
+    directory: AgentDirectory
+    lifecycle: Lifecycle | None
+    sockets: SocketFactory
+    ops: OpTable
+    started: float
 
 
 class Hive:
@@ -58,99 +83,198 @@ class Hive:
         policy: Policy | None = None,
         operator_token: str | None = None,
     ) -> None:
+        """``env``: the environment forwarded into containers (default: the core's own)."""
         self.config = config
-        self.started = time.monotonic()
-        private_dirs(config.state_dir, config.run_dir)
-        self._conn = open_store(config.db_path, durability=config.durability)
-        self.registry = Registry(self._conn)
-        self.bus = EventBus()
-        self.broker = Broker(
-            self._conn,
-            self.registry,
-            self.bus,
+        self._backend = backend
+        self._env = env
+        self._policy = policy
+        self._operator_token = operator_token
+        self._conn: sqlite3.Connection | None = None
+        self._parts: _Parts | None = None
+        self._host: SocketServer | None = None
+        # Set by whoever serves the dashboard; the host socket's dashboard_url answers it.
+        self.dashboard_link: DashboardLink | None = None
+
+    # -- the parts ----------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The store, opened at start (or at the first look before it)."""
+        if self._conn is None:
+            private_dirs(self.config.state_dir, self.config.run_dir)
+            self._conn = open_store(self.config.db_path, durability=self.config.durability)
+        return self._conn
+
+    def _running(self) -> _Parts:
+        if self._parts is None:
+            raise NotStarted("the hive is not started: call start() first")
+        return self._parts
+
+    @property
+    def registry(self) -> Registry:
+        return self._running().registry
+
+    @property
+    def broker(self) -> Broker:
+        return self._running().broker
+
+    @property
+    def bus(self) -> EventBus:
+        return self._running().bus
+
+    @property
+    def uids(self) -> AgentUids:
+        return self._running().uids
+
+    @property
+    def governance(self) -> Governance:
+        return self._running().governance
+
+    @property
+    def directory(self) -> AgentDirectory:
+        return self._running().directory
+
+    @property
+    def sockets(self) -> SocketFactory:
+        return self._running().sockets
+
+    @property
+    def connections(self) -> ConnectionBudget:
+        """The connection budget every socket shares."""
+        return self._running().sockets.budget
+
+    @property
+    def started(self) -> float:
+        """When it started, on the monotonic clock."""
+        return self._running().started
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        if self._backend is None:
+            raise ContainersDisabled("this hive-c0re runs without a container backend")
+        lifecycle = self._running().lifecycle
+        assert lifecycle is not None  # wired whenever there is a backend
+        return lifecycle
+
+    @property
+    def has_containers(self) -> bool:
+        return self._backend is not None
+
+    def operator_desk(self) -> OperatorDesk:
+        """The operator's ops as calls, for the dashboard."""
+        parts = self._running()
+        return OperatorDesk(
+            parts.ops.call, parts.bus, lambda name: agent_paths(self.config, name).state
+        )
+
+    def socket_path(self, agent: AgentRecord) -> Path:
+        return self.directory.socket_path(agent)
+
+    # -- wiring -------------------------------------------------------------------
+
+    def _compose(self, conn: sqlite3.Connection) -> _Parts:
+        """Every service, each given exactly what it uses."""
+        config, backend = self.config, self._backend
+        registry, bus = Registry(conn), EventBus()
+        broker = Broker(
+            conn,
+            registry,
+            bus,
             max_body=config.max_body,
             lease_seconds=config.lease_seconds,
             limits=SendPolicy.from_config(config),
             key_window=config.send_key_window,
             max_attempts=config.max_attempts,
         )
-        self._lifecycle: Lifecycle | None = None
-        self.uids = AgentUids(self._conn)
+        uids = AgentUids(conn)
+        notifier = Notifier(bus, broker, registry)
+        ops = OpTable()
+        sockets = SocketFactory.for_config(config, ops, broker)
         # Agents that run as their own uids get their sockets as theirs too.
-        self._socket_owners = backend is not None and backend.agent_uids
+        own_uids = backend is not None and backend.agent_uids
+        directory = AgentDirectory(
+            config, registry, sockets, notifier, uids=uids if own_uids else None
+        )
+        repos = lifecycle = None
         if backend is not None:
             # The manager edits every agent's proposed config as its own uid.
-            owner = self.uids.get(MANAGER) if backend.agent_uids else None
-            self._lifecycle = Lifecycle(
-                self,
+            repos = ConfigRepos(config.state_dir, owner=uids.get(MANAGER) if own_uids else None)
+            lifecycle = Lifecycle(
                 backend,
-                ConfigRepos(config.state_dir, owner=owner),
-                env=forwarded_env(os.environ if env is None else env),
+                config=config,
+                records=ContainerRecords(conn, time.time),
+                registry=registry,
+                directory=directory,
+                notifier=notifier,
+                repos=repos,
+                workspaces=Workspaces(config),
+                env=forwarded_env(os.environ if self._env is None else self._env),
                 rev=hive_rev(),
-                policy=policy,
-                operator_token=operator_token,
-                uids=self.uids,
+                policy=self._policy,
+                operator_token=self._operator_token,
+                uids=uids,
             )
-        self.governance = Governance(self)
-        self.connections = connection_budget(config)  # shared by every socket
-        self._servers: dict[str, SocketServer] = {}
-        # Set by whoever serves the dashboard; the host socket's dashboard_url answers it.
-        self.dashboard_link: DashboardLink | None = None
+        governance = Governance(
+            conn,
+            registry,
+            notifier,
+            state_dir=config.state_dir,
+            run_dir=config.run_dir,
+            repos=repos,
+            lifecycle=lifecycle,
+        )
+        started = time.monotonic()
+        ops.bind(
+            Services(
+                config=config,
+                broker=broker,
+                registry=registry,
+                directory=directory,
+                bus=bus,
+                governance=governance,
+                containers=lifecycle,
+                dashboard_link=lambda: self.dashboard_link,
+                started=started,
+                durability=durability(conn),
+            )
+        )
+        return _Parts(
+            registry, bus, broker, uids, governance, directory, lifecycle, sockets, ops, started
+        )
 
-    @property
-    def conn(self) -> sqlite3.Connection:
-        return self._conn
-
-    @property
-    def lifecycle(self) -> Lifecycle:
-        if self._lifecycle is None:
-            raise ContainersDisabled("this hive-c0re runs without a container backend")
-        return self._lifecycle
-
-    @property
-    def has_containers(self) -> bool:
-        return self._lifecycle is not None
-
-    def socket_path(self, agent: AgentRecord) -> Path:
-        return self.config.agent_socket(agent.name, manager=agent.role == "manager")
+    # -- running ------------------------------------------------------------------
 
     async def start(self, *, manager: bool = False) -> None:
+        if self._parts is not None:
+            raise HiveError("the hive is started already")
+        parts = self._parts = self._compose(self.conn)
         self.config.run_dir.mkdir(parents=True, exist_ok=True)
-        host = SocketServer(self, self.config.host_socket, OPERATOR, "operator")
-        await host.start()
-        self._servers[OPERATOR] = host
-        for agent in self.registry.all():
-            await self._open_agent_socket(agent)
-        if self._lifecycle is not None:
-            await self._lifecycle.boot(manager=manager)
-        log.info("hive-c0re up: %d agent(s), host socket %s", len(self._servers) - 1, host.path)
+        self._host = parts.sockets(self.config.host_socket, Caller(OPERATOR, "operator"))
+        await self._host.start()
+        await parts.directory.open_all()
+        if parts.lifecycle is not None:
+            await parts.lifecycle.boot(manager=manager)
+        log.info("hive-c0re up: %d agent(s), host socket %s", len(parts.directory), self._host.path)
 
     async def add_agent(self, name: object, allow_send: list[str] | None) -> AgentRecord:
-        record = self.registry.add(name, allow_send)
-        await self._open_agent_socket(record)
-        self.bus.publish({"type": "agent_added", "agent": record.to_wire()})
-        return record
+        return await self.directory.add(name, allow_send)
 
     async def remove_agent(self, name: str) -> None:
-        self.registry.remove(name)
-        server = self._servers.pop(name, None)
-        if server is not None:
-            await server.close(grace=1.0)
-        self.bus.publish({"type": "agent_removed", "agent": name})
-
-    async def _open_agent_socket(self, agent: AgentRecord) -> None:
-        owner = self.uids.get(agent.name) if self._socket_owners else None
-        server = SocketServer(self, self.socket_path(agent), agent.name, agent.role, owner=owner)
-        await server.start()
-        self._servers[agent.name] = server
+        await self.directory.remove(name)
 
     async def shutdown(self, grace: float = DRAIN_SECONDS) -> None:
         """Drain: long-polls answer ``null``, streams end, requests in flight finish;
         then the containers stop and the store closes."""
-        self.broker.close()
-        self.bus.close()
-        await asyncio.gather(*(s.close(grace) for s in self._servers.values()))
-        self._servers.clear()
-        if self._lifecycle is not None:
-            await self._lifecycle.shutdown()
-        self._conn.close()
+        parts = self._parts
+        if parts is not None:
+            parts.broker.close()
+            parts.bus.close()
+            host, self._host = self._host, None
+            closing = [parts.directory.close(grace)]
+            if host is not None:
+                closing.append(host.close(grace))
+            await asyncio.gather(*closing)
+            if parts.lifecycle is not None:
+                await parts.lifecycle.shutdown()
+        if self._conn is not None:
+            self._conn.close()

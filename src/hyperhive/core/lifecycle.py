@@ -15,36 +15,45 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from hyperhive.backends.base import Backend, BackendError, ContainerSpec
+from hyperhive.config import Config
 from hyperhive.core.agent_config import AgentConfig, default_agent_toml, parse_agent_toml
 from hyperhive.core.agent_uids import AgentUids
 from hyperhive.core.binds import check_binds, forbidden_roots
 from hyperhive.core.config_repo import ConfigRepos
 from hyperhive.core.containers import ContainerRecord, ContainerRecords, agent_paths, build_spec
+from hyperhive.core.directory import AgentDirectory
+from hyperhive.core.notifier import Notifier
 from hyperhive.core.proposal import Files, Pin
-from hyperhive.core.registry import AgentRecord
+from hyperhive.core.registry import AgentRecord, Registry
 from hyperhive.core.supervision import CrashRecord, GiveUp, Policy, describe_exit
 from hyperhive.core.supervision import on_unexpected_exit as decide_after_crash
 from hyperhive.core.workspace import Workspaces
 from hyperhive.errors import AlreadyExists, HiveError, UnknownAgent
 from hyperhive.names import MANAGER, validate_agent_name
 
-if TYPE_CHECKING:
-    from hyperhive.core.hive import Hive
-
 log = logging.getLogger(__name__)
 LOG_LINES: Final = 2000
+
+
+class ContainersDisabled(HiveError):
+    code = "no_containers"
 
 
 class Lifecycle:
     def __init__(
         self,
-        hive: Hive,
         backend: Backend,
-        repos: ConfigRepos,
         *,
+        config: Config,
+        records: ContainerRecords,
+        registry: Registry,
+        directory: AgentDirectory,
+        notifier: Notifier,
+        repos: ConfigRepos,
+        workspaces: Workspaces,
         env: Mapping[str, str],
         rev: str,
         policy: Policy | None = None,
@@ -52,10 +61,16 @@ class Lifecycle:
         uids: AgentUids | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._hive = hive
+        """``config``: the paths and limits of agents' containers; ``rev``: the code's
+        fingerprint a container is rebuilt on when it changes."""
         self.backend = backend
+        self._config = config
+        self.records = records
+        self._registry = registry
+        self._directory = directory
+        self._notifier = notifier
         self.repos = repos
-        self.records = ContainerRecords(hive.conn, clock)
+        self.workspaces = workspaces
         self._env = dict(env)
         self._operator_token = operator_token
         # Agents run as their own uids only on backends that drop to them.
@@ -68,13 +83,12 @@ class Lifecycle:
         self._crashes: dict[str, CrashRecord] = {}
         self._logs: dict[str, deque[str]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self.workspaces = Workspaces(hive.config)
 
     # -- boot and shutdown --------------------------------------------------
 
     async def boot(self, *, manager: bool) -> None:
         """Create hm1nd if missing, rebuild stale containers, start what should run."""
-        if manager and MANAGER not in self._hive.registry:
+        if manager and MANAGER not in self._registry:
             await self.spawn(MANAGER, None)
         for name, record in self.records.all().items():
             try:
@@ -97,14 +111,14 @@ class Lifecycle:
 
     async def spawn(self, name: object, agent_toml: str | None) -> AgentRecord:
         name = validate_agent_name(name) if name != MANAGER else MANAGER
-        if name in self._hive.registry:
+        if name in self._registry:
             raise AlreadyExists(f"agent {name!r} already exists")
         text = agent_toml if agent_toml is not None else default_agent_toml(name)
         agent = parse_agent_toml(text)  # refuse a bad config before touching disk
         if self.workspaces.needs_clone(name, agent.workspace):
             await self.workspaces.clone(name, agent.workspace)  # before anything else is made
         sha = await self.repos.init_agent(name, text)
-        record = await self._hive.add_agent(name, list(agent.allow_send))
+        record = await self._directory.add(name, list(agent.allow_send))
         spec = self._spec(name, agent, sha)
         await self.backend.create(spec)
         self._set(name, desired="running", state="stopped", config_sha=sha, hive_rev=self.rev)
@@ -131,11 +145,11 @@ class Lifecycle:
             await self._stop(name)
             await self.backend.destroy(name)
             self.records.remove(name)
-            await self._hive.remove_agent(name)
+            await self._directory.remove(name)
             if purge:
                 await self.repos.remove(name)
                 await self.workspaces.remove(name)
-                shutil.rmtree(agent_paths(self._hive.config, name).root, ignore_errors=True)
+                shutil.rmtree(agent_paths(self._config, name).root, ignore_errors=True)
         self._publish(name)
 
     async def rebuild(self) -> list[str]:
@@ -159,13 +173,13 @@ class Lifecycle:
             check_binds(agent.sandbox.ro_binds, forbidden_roots(config.state_dir, config.run_dir))
             clone.append(self.workspaces.needs_clone(name, agent.workspace))
 
-        config = self._hive.config
+        config = self._config
         clone: list[bool] = []
         async with self._lock(name):
             applied = await self.repos.apply(name, pin, approval_id, still_good)
             agent = self._applied_config(name)
             failed = await self._clone_workspace(name, agent) if any(clone) else None
-            self._hive.registry.set_allow_send(name, agent.allow_send)
+            self._registry.set_allow_send(name, agent.allow_send)
             await self.backend.update(self._spec(name, agent, applied))
             self._set(name, config_sha=applied, hive_rev=self.rev)
             record = self.records.get(name)
@@ -209,7 +223,7 @@ class Lifecycle:
 
     def _spec(self, name: str, agent: AgentConfig, sha: str) -> ContainerSpec:
         return build_spec(
-            self._hive.config,
+            self._config,
             name,
             agent,
             self.repos.applied_dir(name),
@@ -303,10 +317,10 @@ class Lifecycle:
     def _publish(self, name: str) -> None:
         record = self.records.get(name)
         state = record.to_wire() if record else {"state": "destroyed"}
-        self._hive.bus.publish({"type": "agent_state", "agent": name, **state})
+        self._notifier.publish({"type": "agent_state", "agent": name, **state})
 
     def _tell_manager(self, name: str, what: str, detail: str) -> None:
-        if name != MANAGER and MANAGER in self._hive.registry:
-            self._hive.broker.post_event(
+        if name != MANAGER:
+            self._notifier.tell(
                 MANAGER, "agent_state", {"agent": name, "state": what, "detail": detail}
             )

@@ -13,6 +13,9 @@ host. So this reader:
 - bounds all of it: inflated size per object, file sizes, packs, directory
   entries, delta depth, and a budget of bytes read plus bytes inflated.
 
+Packs are read by core/pack_reader.py, under the same rules; the limits are
+core/repo_limits.py's.
+
 Synchronous and not thread-safe: open one store per operation (the budget is
 the store's) and close it, e.g. ``with ObjectStore(git_dir) as store:``.
 """
@@ -21,9 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Final, NamedTuple
@@ -45,13 +45,14 @@ from hyperhive.core.git_format import (
 )
 from hyperhive.core.nofollow import (
     entries,
-    errno_name,
     lexists_at,
     open_at,
     open_root,
     parent_of,
     read_all,
 )
+from hyperhive.core.pack_reader import Packs
+from hyperhive.core.repo_limits import Limits
 
 __all__ = [
     "AmbiguousObject",
@@ -73,9 +74,6 @@ __all__ = [
 
 PREFIX_RE: Final = re.compile(r"[0-9a-f]{4,40}")
 LOOSE_RE: Final = re.compile(r"[0-9a-f]{38}")
-PACK_RE: Final = re.compile(r"pack-[0-9a-f]{40}\.idx")
-CHUNK: Final = 64 * 1024
-ENTRY_HEAD: Final = 32  # type+size (10 bytes at most) and a base (20 bytes at most)
 # Each of these makes git read objects from elsewhere or see another history.
 REFUSED: Final = (
     ("objects", "info", "alternates"),
@@ -86,32 +84,10 @@ REFUSED: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_object: int = 1 << 20  # inflated size of any object, delta base or result
-    max_delta: int = 2 << 20  # inflated size of one delta
-    max_loose_file: int = 2 << 20
-    max_delta_depth: int = 64
-    max_packs: int = 64
-    max_idx_file: int = 4 << 20  # about 150,000 objects
-    max_packed_refs: int = 1 << 20
-    max_dir_entries: int = 65536
-    budget: int = 64 << 20  # bytes read plus bytes inflated, for the store's life
-    cache: int = 8 << 20  # resolved pack objects kept as delta bases
-
-
 class WalkEntry(NamedTuple):
     path: str
     mode: str
     sha: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Pack:
-    rel: str  # "objects/pack/pack-<hex>.pack"
-    fd: int
-    size: int
-    index: fmt.PackIndex
 
 
 class ObjectStore:
@@ -125,15 +101,15 @@ class ObjectStore:
         self.limits = limits or Limits()
         self._budget = fmt.Budget(self.limits.budget)
         self._fds: list[int] = []
-        self._packs: list[_Pack] | None = None
-        self._cache: OrderedDict[tuple[int, int], GitObject] = OrderedDict()
-        self._cached = 0
         try:
             self._git = self._keep(open_root(git_dir, trusted))
             objects = open_at(self._git, "objects", "objects", directory=True)
             if objects is None:
                 raise BadRepo("the repository has no objects directory")
             self._objects = self._keep(objects)
+            self._packs = Packs(
+                objects, self.limits, self._budget, keep=self._keep, read_loose=self._read_loose
+            )
             _check_layout(self._git, self.limits, self._budget)
         except BaseException:
             self.close()
@@ -156,7 +132,7 @@ class ObjectStore:
         if not isinstance(prefix, str) or not PREFIX_RE.fullmatch(prefix):
             raise BadRepo("an object name prefix is 4 to 40 lowercase hex digits")
         found = set(self._loose_matching(prefix))
-        for pack in self._load_packs():
+        for pack in self._packs.packs():
             if len(found) > 1:
                 break
             found.update(pack.index.matching(prefix, 2))
@@ -172,11 +148,11 @@ class ObjectStore:
         obj = self._read_loose(sha)
         where = f"objects/{sha[:2]}/{sha[2:]}"
         if obj is None:
-            found = self._find_packed(sha)
+            found = self._packs.find(sha)
             if found is None:
                 raise MissingObject(f"no object {sha}")
-            obj = self._unpack(found, sha)
-            where = self._load_packs()[found[0]].rel
+            obj = self._packs.unpack(found, sha)
+            where = self._packs.packs()[found[0]].rel
         if fmt.object_sha(obj.kind, obj.data) != sha:
             raise CorruptObject(
                 f"object {sha} is corrupt: its content does not hash to its name ({where})"
@@ -241,169 +217,6 @@ class ObjectStore:
         return obj
 
     # -- packs -------------------------------------------------------------------
-
-    def _load_packs(self) -> list[_Pack]:
-        if self._packs is not None:
-            return self._packs
-        packs: list[_Pack] = []
-        directory = open_at(self._objects, "pack", "objects/pack", directory=True)
-        if directory is not None:
-            try:
-                names = entries(
-                    directory, "objects/pack", self.limits.max_dir_entries, self._budget
-                )
-                indexes = sorted(name for name in names if name.endswith(".idx"))
-                if not all(PACK_RE.fullmatch(name) for name in indexes):
-                    raise BadRepo("objects/pack holds an index not named pack-<40 hex>.idx")
-                if len(indexes) > self.limits.max_packs:
-                    raise RepoLimit(f"objects/pack holds more than {self.limits.max_packs} packs")
-                packs = [self._open_pack(directory, name[: -len(".idx")]) for name in indexes]
-            finally:
-                os.close(directory)
-        self._packs = packs
-        return packs
-
-    def _open_pack(self, directory: int, base: str) -> _Pack:
-        rel = f"objects/pack/{base}"
-        fd = open_at(directory, f"{base}.idx", f"{rel}.idx")
-        if fd is None:
-            raise BadRepo(f"{rel}.idx vanished while it was read")
-        try:
-            data = read_all(fd, self.limits.max_idx_file, f"{rel}.idx", self._budget)
-        finally:
-            os.close(fd)
-        with fmt.placed(f"{rel}.idx"):
-            index = fmt.parse_idx(data)
-        fd = open_at(directory, f"{base}.pack", f"{rel}.pack")
-        if fd is None:
-            raise BadRepo(f"{rel}.idx has no {base}.pack")
-        pack = _Pack(f"{rel}.pack", self._keep(fd), os.fstat(fd).st_size, index)
-        if pack.size < fmt.PACK_HEADER + fmt.RAW_SHA:
-            raise CorruptObject(f"{pack.rel} is corrupt: it is too short for a pack")
-        with fmt.placed(pack.rel):
-            count = fmt.parse_pack_header(self._pread(pack, fmt.PACK_HEADER, 0))
-        if count != index.count or self._pread(pack, fmt.RAW_SHA, pack.size - fmt.RAW_SHA) != (
-            index.pack_checksum
-        ):
-            raise CorruptObject(f"{pack.rel} is corrupt: it does not match its index")
-        return pack
-
-    def _find_packed(self, sha: str) -> tuple[int, int] | None:
-        raw = bytes.fromhex(sha)
-        for number, pack in enumerate(self._load_packs()):
-            at = pack.index.find(raw)
-            if at is not None:
-                return number, pack.index.offset(at)
-        return None
-
-    def _unpack(self, where: tuple[int, int], sha: str) -> GitObject:
-        """The object at ``where`` (pack number, offset), its delta chain applied."""
-        packs = self._load_packs()
-        deltas: list[tuple[tuple[int, int], bytes]] = []
-        while (base := self._recall(where)) is None:
-            pack = packs[where[0]]
-            kind, size, start, ref = self._entry(pack, where[1], sha)
-            if ref is None:
-                data = self._inflate_at(pack, start, size, sha)
-                base = GitObject(fmt.PACK_KINDS[kind], data)
-                self._remember(where, base)
-                break
-            if len(deltas) >= self.limits.max_delta_depth:
-                raise RepoLimit(
-                    f"object {sha} has a delta chain longer than {self.limits.max_delta_depth}"
-                )
-            deltas.append((where, self._inflate_at(pack, start, size, sha)))
-            if isinstance(ref, int):
-                where = (where[0], ref)
-                continue
-            base = self._read_loose(ref)
-            if base is not None:
-                break
-            found = self._find_packed(ref)
-            if found is None:
-                raise CorruptObject(f"object {sha} is corrupt: its delta base {ref} is missing")
-            where = found
-        for place, delta in reversed(deltas):
-            with fmt.placed(f"object {sha}", packs[place[0]].rel):
-                data = fmt.apply_delta(base.data, delta, max_result=self.limits.max_object)
-            self._budget.spend(len(data))
-            base = GitObject(base.kind, data)
-            self._remember(place, base)
-        return base
-
-    def _entry(self, pack: _Pack, offset: int, sha: str) -> tuple[int, int, int, int | str | None]:
-        """``(type, size, where its zlib data starts, base)`` of the entry at ``offset``.
-
-        The base is an offset (OFS_DELTA), an object name (REF_DELTA) or None.
-        """
-        end = pack.size - fmt.RAW_SHA
-        with fmt.placed(f"object {sha}", pack.rel):
-            if not fmt.PACK_HEADER <= offset < end:
-                raise CorruptObject("its index points outside the pack")
-            head = self._pread(pack, min(ENTRY_HEAD, end - offset), offset)
-            kind, size, at = fmt.parse_entry_header(head)
-            limit = self.limits.max_object
-            ref: int | str | None = None
-            if kind == fmt.OFS_DELTA:
-                distance, at = fmt.parse_ofs(head, at)
-                ref, limit = offset - distance, self.limits.max_delta
-                if not fmt.PACK_HEADER <= ref < offset:
-                    raise CorruptObject("its delta base offset is outside the pack")
-            elif kind == fmt.REF_DELTA:
-                if len(head) < at + fmt.RAW_SHA:
-                    raise CorruptObject("its delta base name is truncated")
-                ref, limit = head[at : at + fmt.RAW_SHA].hex(), self.limits.max_delta
-                at += fmt.RAW_SHA
-            elif kind not in fmt.PACK_KINDS:
-                raise CorruptObject("its pack entry type is not valid")
-            if size > limit:
-                raise RepoLimit(f"it is larger than {limit} bytes")
-        return kind, size, offset + at, ref
-
-    def _inflate_at(self, pack: _Pack, start: int, size: int, sha: str) -> bytes:
-        end = pack.size - fmt.RAW_SHA
-
-        def chunks() -> Iterator[bytes]:
-            at, want = start, size + size // 64 + 64  # deflate rarely grows data more
-            while at < end:
-                chunk = self._pread(pack, min(want, end - at), at)
-                at += len(chunk)
-                want = CHUNK
-                yield chunk
-
-        with fmt.placed(f"object {sha}", pack.rel):
-            data, _ = fmt.inflate(chunks(), size)
-            self._budget.spend(len(data))
-            if len(data) != size:
-                raise CorruptObject("it inflates to another size than its entry says")
-        return data
-
-    def _pread(self, pack: _Pack, size: int, offset: int) -> bytes:
-        self._budget.spend(size)
-        try:
-            data = os.pread(pack.fd, size, offset)
-        except OSError as exc:
-            raise BadRepo(f"{pack.rel} cannot be read ({errno_name(exc)})") from None
-        if len(data) != size:
-            raise CorruptObject(f"{pack.rel} is corrupt: it shrank while it was read")
-        return data
-
-    def _recall(self, where: tuple[int, int]) -> GitObject | None:
-        obj = self._cache.get(where)
-        if obj is not None:
-            self._cache.move_to_end(where)
-        return obj
-
-    def _remember(self, where: tuple[int, int], obj: GitObject) -> None:
-        old = self._cache.pop(where, None)
-        self._cached -= len(old.data) if old else 0
-        if len(obj.data) > self.limits.cache:
-            return
-        self._cache[where] = obj
-        self._cached += len(obj.data)
-        while self._cached > self.limits.cache:
-            _, evicted = self._cache.popitem(last=False)
-            self._cached -= len(evicted.data)
 
     def _keep(self, fd: int) -> int:
         self._fds.append(fd)

@@ -17,22 +17,18 @@ import asyncio
 import contextlib
 import logging
 import os
-import resource
 import socket
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
-from hyperhive.config import Config
-from hyperhive.core import ops, protocol
-from hyperhive.core.connections import ConnectionBudget, budget_for_nofile
+from hyperhive.core import protocol
+from hyperhive.core.caller import Caller
+from hyperhive.core.connections import ConnectionBudget
 from hyperhive.core.line_reader import End, LineReader
-from hyperhive.core.ops import Caller, Role
+from hyperhive.core.protocol import Args
 from hyperhive.errors import Busy, HiveError, ShuttingDown
-
-if TYPE_CHECKING:
-    from hyperhive.core.hive import Hive
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS: Final = 10.0
@@ -41,6 +37,36 @@ DRAIN_SECONDS: Final = 10.0
 CANCEL_ON_HANGUP: Final = frozenset({"recv"})
 _HUNG_UP: Final = object()
 REFUSE_READ_CHUNKS: Final = 4  # of 64 KiB: a refused client's first request, and then some
+
+
+class Dispatch(Protocol):
+    """What a socket's requests are answered by (the op tables)."""
+
+    def stream(
+        self, caller: Caller, op: str, args: Args, /
+    ) -> AsyncIterator[dict[str, Any]] | None:
+        """The events of stream op ``op``; None when ``op`` is not a stream."""
+        ...
+
+    def call(self, caller: Caller, op: str, args: Args, /) -> Awaitable[Any]:
+        """The answer to ``op``; raises the HiveError tree (Forbidden, UnknownOp, ...)."""
+        ...
+
+
+class LeaseHook(Protocol):
+    """The leases a connection holds (the broker): kept alive by them, released after it."""
+
+    def holds_lease(self, name: str, holder: object, /) -> bool: ...
+
+    def release_holder(self, name: str, holder: object, /) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SocketLimits:
+    connections: int  # this socket's own cap
+    max_line: int
+    line_timeout: float
+    idle_timeout: float
 
 
 @dataclass(slots=True)
@@ -54,33 +80,36 @@ class SocketInUse(HiveError):
     code = "socket_in_use"
 
 
-def connection_budget(config: Config) -> ConnectionBudget:
-    """The hive-wide budget: the configured one, else what RLIMIT_NOFILE leaves."""
-    total = config.max_connections
-    if total is None:
-        total = budget_for_nofile(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-    return ConnectionBudget.create(total, config.host_socket_connections)
-
-
 class SocketServer:
     def __init__(
-        self, hive: Hive, path: Path, name: str, role: Role, *, owner: int | None = None
+        self,
+        path: Path,
+        caller: Caller,
+        dispatch: Dispatch,
+        limits: SocketLimits,
+        budget: ConnectionBudget,
+        leases: LeaseHook,
+        *,
+        owner: int | None = None,
     ) -> None:
-        """``owner``: a uid given the socket and its directory (which must be the
-        socket's own, like ``agents/<n>/``) once bound; both stay private to it."""
-        self._hive = hive
+        """``budget``: shared by every socket of the hive. ``owner``: a uid given the
+        socket and its directory (which must be the socket's own, like ``agents/<n>/``)
+        once bound; both stay private to it."""
         self.path = path
-        self.name = name
-        self.role = role
+        self.caller = caller
+        self._dispatch = dispatch
+        self._limits = limits
+        self._budget = budget
+        self._leases = leases
         self._owner = owner
-        self._host = role == "operator"
-        config = hive.config
-        self._cap = (
-            config.host_socket_connections if self._host else config.agent_socket_connections
-        )
+        self._host = caller.role == "operator"
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._closing = False
+
+    @property
+    def name(self) -> str:
+        return self.caller.name
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -96,7 +125,10 @@ class SocketServer:
             # The backlog is also how many connections asyncio accepts in one go,
             # before any of them is counted: keep that burst within the cap.
             self._server = await asyncio.start_unix_server(
-                self._serve, self.path, limit=self._hive.config.max_line, backlog=self._cap
+                self._serve,
+                self.path,
+                limit=self._limits.max_line,
+                backlog=self._limits.connections,
             )
         finally:
             os.umask(old)
@@ -128,9 +160,9 @@ class SocketServer:
             self.path.unlink()
 
     def _admit(self) -> bool:
-        if len(self._connections) >= self._cap:
+        if len(self._connections) >= self._limits.connections:
             return False
-        return self._hive.connections.admit(host=self._host)
+        return self._budget.admit(host=self._host)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self._admit():
@@ -138,18 +170,18 @@ class SocketServer:
             return
         task = asyncio.current_task()
         assert task is not None
-        caller = Caller(self.name, self.role)
-        config = self._hive.config
+        # One holder per connection: its leases are its own, released when it goes.
+        caller = Caller(self.caller.name, self.caller.role)
         sock = writer.get_extra_info("socket")
         lines = LineReader(
             reader,
             sock.fileno,
-            max_line=config.max_line,
-            line_timeout=config.line_timeout,
-            idle_timeout=config.idle_timeout,
+            max_line=self._limits.max_line,
+            line_timeout=self._limits.line_timeout,
+            idle_timeout=self._limits.idle_timeout,
             # A connection holding a lease is not idle: its harness is running the
             # turn the message started, and closing would hand the message out again.
-            may_idle_out=lambda: not self._hive.broker.holds_lease(self.name, caller),
+            may_idle_out=lambda: not self._leases.holds_lease(caller.name, caller),
         )
         conn = self._connections[task] = _Connection(writer, lines)
         try:
@@ -159,8 +191,8 @@ class SocketServer:
         finally:
             # Bookkeeping first: a second cancel during the awaits below must not leak it.
             self._connections.pop(task, None)
-            self._hive.connections.release(host=self._host)
-            self._hive.broker.release_holder(self.name, caller)
+            self._budget.release(host=self._host)
+            self._leases.release_holder(caller.name, caller)
             lines.stop()
             writer.close()
             with contextlib.suppress(ConnectionError, BrokenPipeError):
@@ -193,18 +225,17 @@ class SocketServer:
             request_id = request.id
             if self._closing:
                 raise ShuttingDown("hive-c0re is shutting down")
-            streamer = ops.streamer(self.role, request.op)
-            if streamer is not None:
-                events = streamer(self._hive, caller, request.args)
+            events = self._dispatch.stream(caller, request.op, request.args)
+            if events is not None:
                 await _pump(request_id, events, lines, writer)
                 return True
-            handler = ops.handler(self.role, request.op)
             if request.op not in CANCEL_ON_HANGUP:
-                result = await handler(self._hive, caller, request.args)
+                result = await self._dispatch.call(caller, request.op, request.args)
             elif lines.hangup.done():
                 return True  # not even started: a recv must not pop what nobody reads
             else:
-                result = await _unless_hangup(handler(self._hive, caller, request.args), lines)
+                work = self._dispatch.call(caller, request.op, request.args)
+                result = await _unless_hangup(work, lines)
                 if result is _HUNG_UP:
                     return True
             answer = protocol.ok(request_id, result)

@@ -1,6 +1,7 @@
-"""The web UIs of a hive: each agent's live page (and, later, the dashboard).
+"""The web UIs of a hive: each agent's live page and the operator's dashboard.
 
-Everything here talks to the harness only through :class:`hyperhive.agent.control.AgentControl`.
+The agent page talks to the harness only through :class:`hyperhive.agent.control.AgentControl`;
+the dashboard to the core only through :class:`hyperhive.core.operator_desk.OperatorDesk`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
-from urllib.parse import parse_qsl
+from dataclasses import dataclass
+from typing import Final
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,7 +23,7 @@ from starlette.routing import Route
 from hyperhive.agent.control import AgentControl, CommandResult
 from hyperhive.errors import ClientError
 from hyperhive.tokens import KeyCheck
-from hyperhive.web.bodies import BadInput, content_kind, json_object, read_text
+from hyperhive.web.request_args import bounded_text, int_param, read_fields
 from hyperhive.web.security import (
     PAGE_CSP,
     SECURITY_HEADERS,
@@ -34,15 +34,108 @@ from hyperhive.web.security import (
 )
 from hyperhive.web.sessions import SessionStore
 from hyperhive.web.sse import HEARTBEAT_S, StreamHub, event_stream, status_wire
-from hyperhive.web.static_files import CSS, JS, static_route, static_text
+from hyperhive.web.static_files import AGENT_STATIC, static_route, static_text
 
-MAX_FIELD_BYTES = 256 * 1024
-MAX_BODY_BYTES = 4 * MAX_FIELD_BYTES  # JSON escaping can quadruple a field on the wire
-BACKFILL_LIMIT = 500
-HISTORY_MAX_LIMIT = 1000
-STATIC_TYPES = {"hive.css": CSS, "agent.js": JS}
+MAX_FIELD_BYTES: Final = 256 * 1024
+MAX_BODY_BYTES: Final = 4 * MAX_FIELD_BYTES  # JSON escaping can quadruple a field on the wire
+BACKFILL_LIMIT: Final = 500
+HISTORY_MAX_LIMIT: Final = 1000
+NO_STORE: Final = {"Cache-Control": "no-store"}
 
+Call = Callable[[AgentControl, str], Awaitable[CommandResult]]
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PageState:
+    """What the page's endpoints depend on, kept on ``app.state.page``."""
+
+    control: AgentControl
+    csrf: str
+    hub: StreamHub
+    heartbeat: float
+
+
+def _state(request: Request) -> PageState:
+    found = request.app.state.page
+    if not isinstance(found, PageState):
+        raise TypeError("not an agent page app")  # a wiring bug, not a request's fault
+    return found
+
+
+async def page(request: Request) -> Response:
+    state = _state(request)
+    name = html.escape(state.control.status().name)
+    body = static_text("agent.html").replace("{{name}}", name).replace("{{csrf}}", state.csrf)
+    headers = {**SECURITY_HEADERS, **NO_STORE, "Content-Security-Policy": PAGE_CSP}
+    return HTMLResponse(body, headers=headers)
+
+
+async def status(request: Request) -> Response:
+    return JSONResponse(status_wire(_state(request).control.status()), headers=NO_STORE)
+
+
+async def history(request: Request) -> Response:
+    control = _state(request).control
+    try:
+        after = int_param(request.query_params.get("after"), "after", 0)
+        limit = int_param(request.query_params.get("limit"), "limit", 1, HISTORY_MAX_LIMIT)
+    except ClientError as exc:
+        return _answer(False, exc.message, 400)
+    events = control.history(after, limit if limit is not None else BACKFILL_LIMIT)
+    return JSONResponse([event.to_wire() for event in events])
+
+
+async def events(request: Request) -> Response:
+    state = _state(request)
+    try:
+        after = int_param(request.headers.get("last-event-id"), "Last-Event-ID", 0)
+        if after is None:
+            after = int_param(request.query_params.get("after"), "after", 0)
+    except ClientError as exc:
+        return _answer(False, exc.message, 400)
+    if after is None:
+        # A fresh page: start just before the newest events, so the tail is backfilled
+        # and subscribe() always gets an explicit position.
+        recent = state.control.history(None, BACKFILL_LIMIT)
+        after = recent[0].id - 1 if recent else 0
+    headers = {**NO_STORE, "X-Accel-Buffering": "no"}
+    stream = event_stream(state.control, after, state.hub, state.heartbeat)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+
+async def prompt(request: Request) -> Response:
+    return await _act(request, "text", lambda control, text: control.prompt(text))
+
+
+async def cancel(request: Request) -> Response:
+    return await _act(request, None, lambda control, _: control.cancel())
+
+
+async def login_key(request: Request) -> Response:
+    return await _act(request, "key", lambda c, key: c.save_api_key(key), secret=True)
+
+
+async def setup_start(request: Request) -> Response:
+    return await _act(request, None, lambda control, _: control.start_setup_token())
+
+
+async def setup_finish(request: Request) -> Response:
+    return await _act(request, "code", lambda c, code: c.finish_setup_token(code), secret=True)
+
+
+ROUTES: Final = (
+    Route("/", page, methods=["GET"]),
+    Route("/static/{name}", static_route(AGENT_STATIC), methods=["GET"]),
+    Route("/api/status", status, methods=["GET"]),
+    Route("/api/history", history, methods=["GET"]),
+    Route("/events", events, methods=["GET"]),
+    Route("/api/prompt", prompt, methods=["POST"]),
+    Route("/api/cancel", cancel, methods=["POST"]),
+    Route("/api/login/key", login_key, methods=["POST"]),
+    Route("/api/login/setup-token/start", setup_start, methods=["POST"]),
+    Route("/api/login/setup-token/finish", setup_finish, methods=["POST"]),
+)
 
 
 def create_agent_app(
@@ -55,71 +148,7 @@ def create_agent_app(
 ) -> Starlette:
     """The agent page app. ``check`` recognises the agent's page key (the harness holds
     only its digest); ``loopback``: it listens on loopback (so Host must name loopback)."""
-    csrf = new_csrf_token()
-    hub = StreamHub()
-
-    async def page(request: Request) -> Response:
-        name = html.escape(control.status().name)
-        body = static_text("agent.html").replace("{{name}}", name).replace("{{csrf}}", csrf)
-        headers = {**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP}
-        headers["Cache-Control"] = "no-store"
-        return HTMLResponse(body, headers=headers)
-
-    async def status(request: Request) -> Response:
-        return JSONResponse(status_wire(control.status()), headers={"Cache-Control": "no-store"})
-
-    async def history(request: Request) -> Response:
-        try:
-            after = _int_param(request.query_params.get("after"), "after", 0, None)
-            limit = _int_param(request.query_params.get("limit"), "limit", 1, HISTORY_MAX_LIMIT)
-        except BadInput as exc:
-            return _answer(False, str(exc), 400)
-        events = control.history(after, limit if limit is not None else BACKFILL_LIMIT)
-        return JSONResponse([event.to_wire() for event in events])
-
-    async def events(request: Request) -> Response:
-        try:
-            after = _int_param(request.headers.get("last-event-id"), "Last-Event-ID", 0, None)
-            if after is None:
-                after = _int_param(request.query_params.get("after"), "after", 0, None)
-        except BadInput as exc:
-            return _answer(False, str(exc), 400)
-        if after is None:
-            # A fresh page: start just before the newest events, so the tail is backfilled
-            # and subscribe() always gets an explicit position.
-            recent = control.history(None, BACKFILL_LIMIT)
-            after = recent[0].id - 1 if recent else 0
-        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        stream = event_stream(control, after, hub, heartbeat)
-        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
-
-    async def prompt(request: Request) -> Response:
-        return await _act(request, csrf, "text", lambda text: control.prompt(text))
-
-    async def cancel(request: Request) -> Response:
-        return await _act(request, csrf, None, lambda _: control.cancel())
-
-    async def login_key(request: Request) -> Response:
-        return await _act(request, csrf, "key", control.save_api_key, secret=True)
-
-    async def setup_start(request: Request) -> Response:
-        return await _act(request, csrf, None, lambda _: control.start_setup_token())
-
-    async def setup_finish(request: Request) -> Response:
-        return await _act(request, csrf, "code", control.finish_setup_token, secret=True)
-
-    routes = [
-        Route("/", page, methods=["GET"]),
-        Route("/static/{name}", static_route(STATIC_TYPES), methods=["GET"]),
-        Route("/api/status", status, methods=["GET"]),
-        Route("/api/history", history, methods=["GET"]),
-        Route("/events", events, methods=["GET"]),
-        Route("/api/prompt", prompt, methods=["POST"]),
-        Route("/api/cancel", cancel, methods=["POST"]),
-        Route("/api/login/key", login_key, methods=["POST"]),
-        Route("/api/login/setup-token/start", setup_start, methods=["POST"]),
-        Route("/api/login/setup-token/finish", setup_finish, methods=["POST"]),
-    ]
+    state = PageState(control, new_csrf_token(), StreamHub(), heartbeat)
     gate = Middleware(
         TokenGate,
         check=check,
@@ -128,32 +157,27 @@ def create_agent_app(
         loopback=loopback,
         label="page key",
     )
-    app = Starlette(routes=routes, middleware=[gate])
-    app.state.streams = hub
-    app.state.csrf = csrf
+    app = Starlette(routes=list(ROUTES), middleware=[gate])
+    app.state.page = state
+    app.state.streams = state.hub
+    app.state.csrf = state.csrf
     return app
 
 
 async def _act(
-    request: Request,
-    csrf: str,
-    field: str | None,
-    call: Callable[[str], Awaitable[CommandResult]],
-    *,
-    secret: bool = False,
+    request: Request, field: str | None, call: Call, *, secret: bool = False
 ) -> Response:
     """Check CSRF and input, then make one control call and answer ``{ok, message}``."""
-    refusal = csrf_refusal(request, csrf)
+    state = _state(request)
+    refusal = csrf_refusal(request, state.csrf)
     if refusal is not None:
         return _answer(False, refusal, 403)
     value = ""
     try:
         if field is not None:
-            value = _field(await _read_fields(request), field, strip=secret)
-    except BadInput as exc:
-        return _answer(False, str(exc), 400)
-    try:
-        result = await call(value)
+            fields = await read_fields(request, MAX_BODY_BYTES)
+            value = bounded_text(fields, field, MAX_FIELD_BYTES, strip=secret)
+        result = await call(state.control, value)
     except ClientError as exc:
         return _answer(False, _redact(exc.message, value if secret else None), 400)
     except Exception as exc:  # noqa: BLE001  (the message may hold the secret: log the type)
@@ -161,45 +185,6 @@ async def _act(
         return _answer(False, "internal error (see the harness log)", 500)
     message = _redact(result.message, value if secret else None)
     return _answer(result.ok, message, 200)
-
-
-async def _read_fields(request: Request) -> dict[str, Any]:
-    body = await read_text(request, MAX_BODY_BYTES)
-    kind = content_kind(request)
-    if kind == "application/json":
-        return json_object(body)
-    if kind == "application/x-www-form-urlencoded":
-        return dict(parse_qsl(body, keep_blank_values=True))
-    raise BadInput("send application/json or application/x-www-form-urlencoded")
-
-
-def _field(fields: dict[str, Any], name: str, *, strip: bool) -> str:
-    if name not in fields:
-        raise BadInput(f"missing field {name!r}")
-    value = fields[name]
-    if not isinstance(value, str):
-        raise BadInput(f"field {name!r} must be a string")
-    if strip:
-        value = value.strip()  # pasted keys and codes often carry a newline
-    if not value.strip():
-        raise BadInput(f"field {name!r} is empty")
-    if len(value.encode("utf-8")) > MAX_FIELD_BYTES:
-        raise BadInput(f"field {name!r} is over {MAX_FIELD_BYTES // 1024} KiB")
-    if "\x00" in value:
-        raise BadInput(f"field {name!r} contains a NUL character")
-    return value
-
-
-def _int_param(raw: str | None, name: str, low: int, high: int | None) -> int | None:
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise BadInput(f"{name} must be a non-negative integer")
-    value = int(raw)
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise BadInput(f"{name} must be {bound}")
-    return value
 
 
 def _redact(message: str, secret: str | None) -> str:

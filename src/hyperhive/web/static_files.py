@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from functools import cache
 from importlib.resources import files
+from typing import Final
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,6 +14,31 @@ from hyperhive.web.security import SECURITY_HEADERS
 
 CSS = "text/css; charset=utf-8"
 JS = "text/javascript; charset=utf-8"
+
+# What each page may load, by name; anything else under /static/ is a 404. The scripts
+# are ES modules: each page's entry (dashboard.js, agent.js) and what it imports.
+DASHBOARD_STATIC: Final[Mapping[str, str]] = {
+    "hive.css": CSS,
+    "dashboard.css": CSS,
+    "common.js": JS,
+    "dashboard.js": JS,
+    "dash-agents.js": JS,
+    "dash-work.js": JS,
+    "dash-diff.js": JS,
+    "dash-approvals.js": JS,
+    "dash-questions.js": JS,
+    "dash-dead.js": JS,
+    "dash-flow.js": JS,
+    "dash-live.js": JS,
+}
+AGENT_STATIC: Final[Mapping[str, str]] = {
+    "hive.css": CSS,
+    "common.js": JS,
+    "agent.js": JS,
+    "agent-log.js": JS,
+    "agent-waits.js": JS,
+    "agent-login.js": JS,
+}
 
 
 @cache

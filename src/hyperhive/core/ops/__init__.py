@@ -7,14 +7,25 @@ the request, and unknown arguments are refused, so nobody speaks for another.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Final
 
 from hyperhive.core.ops import agents, dashboard, dead_letters, governance, messaging, workspace
-from hyperhive.core.ops.base import Caller, Handler, Role, Streamer
-from hyperhive.errors import Forbidden, UnknownOp
+from hyperhive.core.ops.base import Caller, Handler, Role, Services, Streamer
+from hyperhive.core.protocol import Args
+from hyperhive.errors import Forbidden, HiveError, UnknownOp
 
-__all__ = ["Caller", "Handler", "Role", "Streamer", "handler", "streamer"]
+__all__ = [
+    "Caller",
+    "Handler",
+    "NotStarted",
+    "OpTable",
+    "Role",
+    "Services",
+    "Streamer",
+    "handler",
+    "streamer",
+]
 
 _AGENT: Final[dict[str, Handler]] = {
     "ping": messaging.ping,
@@ -92,3 +103,40 @@ def handler(role: Role, op: str) -> Handler:
     if op in _ALL_OPS:
         raise Forbidden(f"op {op!r} is not available on {role} sockets")
     raise UnknownOp(f"unknown op {op!r}")
+
+
+class NotStarted(HiveError):
+    code = "not_started"
+
+
+class OpTable:
+    """The role tables bound to the running hive's services: what every socket and the
+    operator's desk answer requests with.
+
+    Bound once, after it is made: the sockets that answer through it are made by the
+    directory, which is one of the services it answers with.
+    """
+
+    def __init__(self, services: Services | None = None) -> None:
+        self._services = services
+
+    def bind(self, services: Services) -> None:
+        if self._services is not None:
+            raise HiveError("the op table is bound already")
+        self._services = services
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise NotStarted("hive-c0re is not started yet")
+        return self._services
+
+    async def call(self, caller: Caller, op: str, args: Args | Mapping[str, Any]) -> Any:
+        """Run ``op`` as ``caller``; Forbidden or UnknownOp when its role has no such op."""
+        run = handler(caller.role, op)
+        given = args if isinstance(args, Args) else Args(dict(args))
+        return await run(self.services, caller, given)
+
+    def stream(self, caller: Caller, op: str, args: Args) -> AsyncIterator[dict[str, Any]] | None:
+        found = streamer(caller.role, op)
+        return None if found is None else found(self.services, caller, args)

@@ -1,26 +1,47 @@
-"""The shape of an op: who calls it (the socket's identity) and its handler."""
+"""The shape of an op: who calls it (the socket's identity), what it may use (the
+:class:`Services`), and its handler."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
+from hyperhive.config import Config
+from hyperhive.core.broker import Broker
+from hyperhive.core.bus import EventBus
+from hyperhive.core.caller import Caller, Role
+from hyperhive.core.directory import AgentDirectory
+from hyperhive.core.governance import Governance
+from hyperhive.core.lifecycle import ContainersDisabled, Lifecycle
+from hyperhive.core.operator_token import DashboardLink
 from hyperhive.core.protocol import Args
+from hyperhive.core.registry import Registry
 
-if TYPE_CHECKING:
-    from hyperhive.core.hive import Hive
-
-Role = Literal["operator", "agent", "manager"]
+__all__ = ["Args", "Caller", "Handler", "Role", "Services", "Streamer"]
 
 
-@dataclass(eq=False)
-class Caller:
-    """Who is on the other end of one connection; also the holder of its leases."""
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What ops act on: the running hive's parts, and nothing of how they are wired."""
 
-    name: str
-    role: Role
+    config: Config
+    broker: Broker
+    registry: Registry
+    directory: AgentDirectory
+    bus: EventBus
+    governance: Governance
+    containers: Lifecycle | None  # None: a hive-c0re without a container backend
+    dashboard_link: Callable[[], DashboardLink | None]  # set once the dashboard serves
+    started: float  # time.monotonic() at start
+    durability: str  # the store's, as sqlite runs it
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        if self.containers is None:
+            raise ContainersDisabled("this hive-c0re runs without a container backend")
+        return self.containers
 
 
-Handler = Callable[["Hive", Caller, Args], Awaitable[Any]]
-Streamer = Callable[["Hive", Caller, Args], AsyncIterator[dict[str, Any]]]
+Handler = Callable[[Services, Caller, Args], Awaitable[Any]]
+Streamer = Callable[[Services, Caller, Args], AsyncIterator[dict[str, Any]]]

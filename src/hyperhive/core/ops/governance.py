@@ -3,94 +3,91 @@ decides."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from hyperhive.core.ops.base import Caller
+from hyperhive.core.ops.base import Caller, Services
 from hyperhive.core.protocol import Args
-
-if TYPE_CHECKING:
-    from hyperhive.core.hive import Hive
 
 MAX_LIMIT: Final = 500
 
 
-async def request_spawn(hive: Hive, caller: Caller, args: Args) -> Any:
+async def request_spawn(s: Services, caller: Caller, args: Args) -> Any:
     name, reason = args.raw("name"), args.text("reason", "")
     config = args.opt_text("config")
     args.finish()
-    approval = await hive.governance.request_spawn(caller.name, name, reason, config)
+    approval = await s.governance.request_spawn(caller.name, name, reason, config)
     return approval.to_wire()
 
 
-async def request_apply_commit(hive: Hive, caller: Caller, args: Args) -> Any:
+async def request_apply_commit(s: Services, caller: Caller, args: Args) -> Any:
     name, sha, reason = args.text("name"), args.text("sha"), args.text("reason", "")
     args.finish()
-    approval = await hive.governance.request_apply_commit(caller.name, name, sha, reason)
+    approval = await s.governance.request_apply_commit(caller.name, name, sha, reason)
     return approval.to_wire()
 
 
-async def ask_operator(hive: Hive, caller: Caller, args: Args) -> Any:
+async def ask_operator(s: Services, caller: Caller, args: Args) -> Any:
     question = args.raw("question")
     options = args.text_list("options")
     multi = args.flag("multi")
     args.finish()
-    return hive.governance.ask(caller.name, question, options, multi).to_wire()
+    return s.governance.ask(caller.name, question, options, multi).to_wire()
 
 
-async def approvals(hive: Hive, caller: Caller, args: Args) -> Any:
+async def approvals(s: Services, caller: Caller, args: Args) -> Any:
     limit = args.integer("limit", 50, 1, MAX_LIMIT)
     args.finish()
-    return hive.governance.approvals(limit)
+    return s.governance.approvals(limit)
 
 
-async def approval(hive: Hive, caller: Caller, args: Args) -> Any:
+async def approval(s: Services, caller: Caller, args: Args) -> Any:
     approval_id = args.integer("id", None, 1, 2**62)
     args.finish()
-    return await hive.governance.show(approval_id)
+    return await s.governance.show(approval_id)
 
 
-async def approve(hive: Hive, caller: Caller, args: Args) -> Any:
+async def approve(s: Services, caller: Caller, args: Args) -> Any:
     approval_id = args.integer("id", None, 1, 2**62)
     always = args.flag("always")
     args.finish()
-    return (await hive.governance.approve(approval_id, caller.name, always)).to_wire()
+    return (await s.governance.approve(approval_id, caller.name, always)).to_wire()
 
 
-async def deny(hive: Hive, caller: Caller, args: Args) -> Any:
+async def deny(s: Services, caller: Caller, args: Args) -> Any:
     approval_id = args.integer("id", None, 1, 2**62)
     reason = args.text("reason", "")
     args.finish()
-    return (await hive.governance.deny(approval_id, caller.name, reason)).to_wire()
+    return (await s.governance.deny(approval_id, caller.name, reason)).to_wire()
 
 
-async def tool_use(hive: Hive, caller: Caller, args: Args) -> Any:
+async def tool_use(s: Services, caller: Caller, args: Args) -> Any:
     """May the caller run this tool with exactly this input? allow, pending or deny."""
     tool, given = args.raw("tool"), args.raw("input")
     args.finish()
-    return hive.governance.tool_use(caller.name, tool, given).to_wire()
+    return s.governance.tool_use(caller.name, tool, given).to_wire()
 
 
-async def tool_rules(hive: Hive, caller: Caller, args: Args) -> Any:
+async def tool_rules(s: Services, caller: Caller, args: Args) -> Any:
     agent = args.opt_text("agent")
     limit = args.integer("limit", MAX_LIMIT, 1, MAX_LIMIT)
     args.finish()
-    return [r.to_wire() for r in hive.governance.tool_rules(agent, limit)]
+    return [r.to_wire() for r in s.governance.tool_rules(agent, limit)]
 
 
-async def revoke_rule(hive: Hive, caller: Caller, args: Args) -> Any:
+async def revoke_rule(s: Services, caller: Caller, args: Args) -> Any:
     rule_id = args.integer("id", None, 1, 2**62)
     args.finish()
-    return hive.governance.revoke_rule(rule_id).to_wire()
+    return s.governance.revoke_rule(rule_id).to_wire()
 
 
-async def questions(hive: Hive, caller: Caller, args: Args) -> Any:
+async def questions(s: Services, caller: Caller, args: Args) -> Any:
     limit = args.integer("limit", 50, 1, MAX_LIMIT)
     args.finish()
-    return hive.governance.questions(limit)
+    return s.governance.questions(limit)
 
 
-async def answer(hive: Hive, caller: Caller, args: Args) -> Any:
+async def answer(s: Services, caller: Caller, args: Args) -> Any:
     question_id = args.integer("id", None, 1, 2**62)
     given = args.raw("answer")
     args.finish()
-    return hive.governance.answer(question_id, given, caller.name).to_wire()
+    return s.governance.answer(question_id, given, caller.name).to_wire()

@@ -5,40 +5,36 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from hyperhive import __version__
 from hyperhive.core import previews
-from hyperhive.core.ops.base import Caller
+from hyperhive.core.ops.base import Caller, Services
 from hyperhive.core.protocol import Args
-from hyperhive.core.store import durability
 from hyperhive.names import OPERATOR
-
-if TYPE_CHECKING:
-    from hyperhive.core.hive import Hive
 
 MAX_LIMIT: Final = 1000
 
 
-async def ping(hive: Hive, caller: Caller, args: Args) -> Any:
+async def ping(s: Services, caller: Caller, args: Args) -> Any:
     return {"pong": True, "version": __version__}
 
 
-async def whoami(hive: Hive, caller: Caller, args: Args) -> Any:
+async def whoami(s: Services, caller: Caller, args: Args) -> Any:
     return {"name": caller.name, "role": caller.role}
 
 
-async def send(hive: Hive, caller: Caller, args: Args) -> Any:
+async def send(s: Services, caller: Caller, args: Args) -> Any:
     to, body, key = args.raw("to"), args.raw("body"), args.raw("key")
     args.finish()
-    return hive.broker.send(caller.name, to, body, key=key).to_wire()
+    return s.broker.send(caller.name, to, body, key=key).to_wire()
 
 
-async def recv(hive: Hive, caller: Caller, args: Args) -> Any:
+async def recv(s: Services, caller: Caller, args: Args) -> Any:
     wait = args.number("wait", 0.0, 0.0, 3600.0)
     lease = args.flag("lease")
     args.finish()
-    got = await hive.broker.recv(caller.name, wait, holder=caller if lease else None)
+    got = await s.broker.recv(caller.name, wait, holder=caller if lease else None)
     if got is None:
         return None
     message, held = got
@@ -47,36 +43,37 @@ async def recv(hive: Hive, caller: Caller, args: Args) -> Any:
     return {"message": message.to_wire(), "lease": held.token, "lease_expires_at": held.expires_at}
 
 
-async def ack(hive: Hive, caller: Caller, args: Args) -> Any:
+async def ack(s: Services, caller: Caller, args: Args) -> Any:
     token = args.raw("lease")
     args.finish()
-    return {"id": hive.broker.ack(caller.name, token)}
+    return {"id": s.broker.ack(caller.name, token)}
 
 
-async def nack(hive: Hive, caller: Caller, args: Args) -> Any:
+async def nack(s: Services, caller: Caller, args: Args) -> Any:
     token = args.raw("lease")
     args.finish()
-    return {"id": hive.broker.nack(caller.name, token)}
+    return {"id": s.broker.nack(caller.name, token)}
 
 
-async def status(hive: Hive, caller: Caller, args: Args) -> Any:
+async def status(s: Services, caller: Caller, args: Args) -> Any:
     args.finish()
     return {
         "version": __version__,
         "pid": os.getpid(),
-        "uptime_s": round(time.monotonic() - hive.started, 3),
-        "state_dir": str(hive.config.state_dir),
-        "run_dir": str(hive.config.run_dir),
-        "durability": durability(hive.conn),
-        "agents": len(hive.registry.all()),
-        "pending": hive.broker.pending(),
-        "waiting": hive.broker.waiting(),
-        "refusals": dict(hive.broker.refusals),
-        "subscribers": hive.bus.subscribers,
+        "uptime_s": round(time.monotonic() - s.started, 3),
+        "state_dir": str(s.config.state_dir),
+        "run_dir": str(s.config.run_dir),
+        "durability": s.durability,
+        "containers": s.containers is not None,  # whether a backend runs agents at all
+        "agents": len(s.registry.all()),
+        "pending": s.broker.pending(),
+        "waiting": s.broker.waiting(),
+        "refusals": dict(s.broker.refusals),
+        "subscribers": s.bus.subscribers,
     }
 
 
-async def messages(hive: Hive, caller: Caller, args: Args) -> Any:
+async def messages(s: Services, caller: Caller, args: Args) -> Any:
     """A page of the log, oldest first: bodies cut to a preview, the page capped in bytes.
 
     Page back with ``before`` = the first id of this page; ``message`` gives one whole.
@@ -86,23 +83,23 @@ async def messages(hive: Hive, caller: Caller, args: Args) -> Any:
     before = None if args.raw("before") is None else args.integer("before", None, 1, 2**62)
     args.finish()
     if agent is not None and agent != OPERATOR:
-        hive.registry.get(agent)
-    return hive.broker.page(agent, limit, before)
+        s.registry.get(agent)
+    return s.broker.page(agent, limit, before)
 
 
-async def message(hive: Hive, caller: Caller, args: Args) -> Any:
+async def message(s: Services, caller: Caller, args: Args) -> Any:
     message_id = args.integer("id", None, 1, 2**62)
     args.finish()
-    return hive.broker.get(message_id).to_wire()
+    return s.broker.get(message_id).to_wire()
 
 
-def tail(hive: Hive, caller: Caller, args: Args) -> AsyncIterator[dict[str, Any]]:
+def tail(s: Services, caller: Caller, args: Args) -> AsyncIterator[dict[str, Any]]:
     args.finish()
-    return _bus_events(hive)
+    return _bus_events(s)
 
 
-async def _bus_events(hive: Hive) -> AsyncIterator[dict[str, Any]]:
-    subscription = hive.bus.subscribe()
+async def _bus_events(s: Services) -> AsyncIterator[dict[str, Any]]:
+    subscription = s.bus.subscribe()
     try:
         async for event in subscription:
             # Like the dashboard's feed: previews only, so a flood cannot fill a terminal.
@@ -112,4 +109,4 @@ async def _bus_events(hive: Hive) -> AsyncIterator[dict[str, Any]]:
         if subscription.lagged:
             yield {"type": "lagged", "message": "this subscriber fell behind; events were lost"}
     finally:
-        hive.bus.unsubscribe(subscription)
+        s.bus.unsubscribe(subscription)

@@ -1,7 +1,9 @@
-"""``hive-ag3nt`` and ``hive-m1nd``: the harness's command lines.
+"""``hive-ag3nt`` (``python -m hyperhive.daemons.ag3nt``): the harness's composition root.
 
-``serve`` runs the turn loop and the agent's web page until SIGTERM/SIGINT;
-``mcp`` serves the hive tools over stdio for any MCP client.
+``serve`` composes the turn loop (:class:`~hyperhive.agent.harness.Harness`) with the
+agent's web page and runs both until SIGTERM/SIGINT; ``mcp`` serves the hive tools over
+stdio for any MCP client. ``hive-m1nd`` is the same with the manager's role
+(:mod:`hyperhive.daemons.m1nd`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from hyperhive.agent.settings import AgentSettings, Role
 from hyperhive.agent.tool_requests import Note
 from hyperhive.agent.tools import HiveTools, serve_stdio
 from hyperhive.errors import HiveError
+from hyperhive.web import WebServer, create_agent_app, is_loopback
+from hyperhive.web.listen import bind_tcp
 
 log = logging.getLogger("hive-ag3nt")
 
@@ -98,8 +102,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 async def serve(settings: AgentSettings) -> int:
-    from hyperhive.web import WebServer, create_agent_app, is_loopback
-
     access = page_access(settings.name, settings.state_dir, os.environ)
     credentials = Credentials(settings.claude_dir, os.environ)
     history = History(settings.history_db, secrets=credentials.secrets)
@@ -149,8 +151,6 @@ async def serve(settings: AgentSettings) -> int:
 def _page_socket(settings: AgentSettings, history: History) -> socket.socket | None:
     """The page's listening socket, or None: a port someone else holds (another agent may
     squat it) costs the page, never the agent, which goes on answering its messages."""
-    from hyperhive.web.listen import bind_tcp
-
     try:
         return bind_tcp(settings.listen, settings.port)
     except OSError as exc:
@@ -208,10 +208,6 @@ def run(role: Role, argv: list[str] | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     return run("agent", argv)
-
-
-def manager_main(argv: list[str] | None = None) -> int:
-    return run("manager", argv)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ async def serve_dashboard(hive: Hive, host: str, port: int, token: str) -> WebSe
     """Start the dashboard on ``host:port`` behind ``token``; a :class:`ConfigError` if it
     may not or cannot."""
     check_listen(host, token)
-    app = create_dashboard_app(hive, token=token, loopback=is_loopback(host))
+    app = create_dashboard_app(hive.operator_desk(), token=token, loopback=is_loopback(host))
     sock = _bind(host, port)
     server = WebServer.for_app(app, host, port)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="dashboard")

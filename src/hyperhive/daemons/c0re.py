@@ -1,4 +1,4 @@
-"""``hive-c0re``: the host daemon's command line and its signal handling."""
+"""``hive-c0re``: the host daemon's command line, its signal handling and its drain."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import sys
 
 from hyperhive import config as hive_config
 from hyperhive.core import fd_guard
-from hyperhive.core.dashboard import serve_dashboard, stop_dashboard
 from hyperhive.core.hive import Hive
 from hyperhive.core.operator_token import DashboardLink, resolve_token, startup_lines
+from hyperhive.daemons.dashboard import serve_dashboard, stop_dashboard
 from hyperhive.errors import HiveError
 
 log = logging.getLogger("hive-c0re")
@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--backend",
         choices=hive_config.BACKENDS,
-        help="container backend (env HYPERHIVE_BACKEND; default auto)",
+        help="container backend (env HYPERHIVE_BACKEND; default auto; fake runs nothing, "
+        "for tests)",
     )
     serve.add_argument(
         "--durability",

@@ -1,0 +1,85 @@
+"""An agent's cost and tokens so far, summed from its history (:mod:`hyperhive.agent.history`).
+
+Read on the host by the dashboard, next to the schema it reads, so only the agent's
+package knows that schema.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from hyperhive.agent.layout import history_db
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    turns: int
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+
+
+class StatsReader:
+    """Sums the ``turn_end`` events of an agent's history.db.
+
+    The file is written by the agent, so it is untrusted: opened read-only, never through a
+    symlink, with SQLite's untrusted-schema guard on. Results are cached until the file (or
+    its WAL) changes, because a long history makes the sum a full scan.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, tuple[tuple[int, ...], Stats | None]] = {}
+
+    def read(self, state_dir: Path) -> Stats | None:
+        """The stats of the agent whose ``/state`` is ``state_dir``; None if unreadable."""
+        db = history_db(state_dir)
+        try:
+            info = os.lstat(db)
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        signature = (info.st_mtime_ns, info.st_size, *_wal_signature(db))
+        cached = self._cache.get(db)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        stats = _query(db)
+        self._cache[db] = (signature, stats)
+        return stats
+
+
+def _query(db: Path) -> Stats | None:
+    try:
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=0.5)
+    except sqlite3.Error:
+        return None
+    try:
+        conn.execute("PRAGMA trusted_schema = OFF")
+        conn.execute("PRAGMA query_only = ON")
+        row = conn.execute(
+            "SELECT count(*), total(json_extract(data, '$.cost_usd')),"
+            " total(json_extract(data, '$.input_tokens')),"
+            " total(json_extract(data, '$.output_tokens'))"
+            " FROM events WHERE kind = 'turn_end'"
+        ).fetchone()
+        return Stats(int(row[0]), float(row[1]), int(row[2]), int(row[3]))
+    except (sqlite3.Error, TypeError, ValueError) as exc:
+        logger.debug("no stats from %s: %s", db, exc)
+        return None
+    finally:
+        conn.close()
+
+
+def _wal_signature(db: Path) -> tuple[int, int]:
+    try:
+        info = os.lstat(db.with_name(db.name + "-wal"))
+    except OSError:
+        return (0, 0)
+    return (info.st_mtime_ns, info.st_size)

@@ -1,0 +1,75 @@
+"""Who the agents are and where they are reached: the registry, and one listening
+socket per agent, kept in step (an agent exists exactly while its socket is open)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from hyperhive.config import Config
+from hyperhive.core.agent_uids import AgentUids
+from hyperhive.core.caller import Caller
+from hyperhive.core.notifier import Notifier
+from hyperhive.core.registry import AgentRecord, Registry
+from hyperhive.core.server import DRAIN_SECONDS, SocketServer
+from hyperhive.core.sockets import SocketFactory
+
+REMOVE_GRACE = 1.0  # seconds a removed agent's requests in flight get
+
+
+class AgentDirectory:
+    def __init__(
+        self,
+        config: Config,
+        registry: Registry,
+        sockets: SocketFactory,
+        notifier: Notifier,
+        *,
+        uids: AgentUids | None = None,
+    ) -> None:
+        """``uids``: when agents run as their own uids, their sockets are theirs too."""
+        self._config = config
+        self.registry = registry
+        self._sockets = sockets
+        self._notifier = notifier
+        self._uids = uids
+        self._servers: dict[str, SocketServer] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.registry
+
+    def __len__(self) -> int:
+        return len(self._servers)
+
+    def socket_path(self, agent: AgentRecord) -> Path:
+        return self._config.agent_socket(agent.name, manager=agent.role == "manager")
+
+    async def open_all(self) -> None:
+        """Open the socket of every registered agent (at start)."""
+        for agent in self.registry.all():
+            await self._open(agent)
+
+    async def add(self, name: object, allow_send: list[str] | None) -> AgentRecord:
+        record = self.registry.add(name, allow_send)
+        await self._open(record)
+        self._notifier.publish({"type": "agent_added", "agent": record.to_wire()})
+        return record
+
+    async def remove(self, name: str) -> None:
+        self.registry.remove(name)
+        server = self._servers.pop(name, None)
+        if server is not None:
+            await server.close(grace=REMOVE_GRACE)
+        self._notifier.publish({"type": "agent_removed", "agent": name})
+
+    async def close(self, grace: float = DRAIN_SECONDS) -> None:
+        """Drain and close every agent's socket (the hive is going away)."""
+        servers, self._servers = list(self._servers.values()), {}
+        await asyncio.gather(*(s.close(grace) for s in servers))
+
+    async def _open(self, agent: AgentRecord) -> None:
+        owner = self._uids.get(agent.name) if self._uids is not None else None
+        caller = Caller(agent.name, agent.role)
+        server = self._sockets(self.socket_path(agent), caller, owner=owner)
+        await server.start()
+        self._servers[agent.name] = server

@@ -1,0 +1,1 @@
+"""The processes hyperhive runs, each composed from the layers."""

@@ -1,1 +1,0 @@
-"""hive-m1nd: the manager agent — the harness with the manager's tools and prompt."""
