@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from conftest import Daemon, start_daemon, stop_daemon
+from hyperhive.agent.settings import port_for
 from hyperhive.client import Client
 from support.wire import until_status
 
@@ -27,15 +28,18 @@ def test_the_cli_registers_agents_sends_and_lists_messages(daemon: Daemon) -> No
 
     listed = json.loads(daemon.cli("--json", "agents").stdout)
     assert [(a["name"], a["allow_send"]) for a in listed] == [("alice", ["hm1nd", "bob"])]
+    assert listed[0]["port"] == port_for("alice")  # the page port the core assigned
     table = daemon.cli("agents").stdout
     assert table.splitlines()[0].split() == [
         "NAME",
         "ROLE",
         "STATE",
+        "PORT",
         "ALLOW_SEND",
         "PENDING",
         "SOCKET",
     ]
+    assert table.splitlines()[1].split()[3] == str(port_for("alice"))
 
     sent = daemon.cli("send", "--to", "alice", "hello alice")
     assert sent.returncode == 0 and "sent #1 to alice" in sent.stdout

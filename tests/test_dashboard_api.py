@@ -65,6 +65,9 @@ async def test_agents_show_backend_state_model_link_and_cost_so_far(
     bob_key = page_key(swarm.token, "bob")
     back = "&" + urlencode({"dashboard": swarm.base})
     assert bob["url"] == f"http://localhost:{port_for('bob')}/?token={bob_key}{back}"
+    assert bob["port"] == port_for("bob")  # the port the core assigned: its hashed one
+    # The front door: the same page behind the dashboard's own origin.
+    assert bob["page"] == "agents/bob/" and rows["hm1nd"]["page"] == "agents/hm1nd/"
     hm1nd_key = page_key(swarm.token, "hm1nd")
     assert rows["hm1nd"]["url"] == f"http://localhost:8000/?token={hm1nd_key}{back}"
     assert rows["hm1nd"]["container"] is None  # an external participant in these tests

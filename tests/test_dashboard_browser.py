@@ -211,7 +211,8 @@ async def test_stop_start_and_a_confirmed_destroy_from_the_agent_row(browsed: Br
     badge = row.locator(".badge")
     await expect(badge).to_have_text(RUNNING)
     page_link = re.compile(r"^http://localhost:\d+/\?token=[0-9a-f]{64}&dashboard=http%3A%2F%2F")
-    await expect(row.locator(".name")).to_have_attribute("href", page_link)
+    await expect(row.locator(".name")).to_have_attribute("href", "agents/bob/")  # front door
+    await expect(row.locator(".direct")).to_have_attribute("href", page_link)
     await row.get_by_role("button", name="■ stop").click()
     await expect(badge).to_have_text(re.compile(r"^stopped \d+s$"))
     await expect(row.get_by_role("button", name="■ stop")).to_be_disabled()
@@ -230,7 +231,7 @@ async def test_stop_start_and_a_confirmed_destroy_from_the_agent_row(browsed: Br
     assert "bob" not in swarm.hive.registry
 
 
-async def test_an_agents_link_opens_its_page_logged_in_without_the_dashboards_cookie(
+async def test_an_agents_direct_link_opens_its_port_page_logged_in_without_the_session(
     browsed: Browsed,
 ) -> None:
     page, swarm = browsed.page, browsed.swarm
@@ -240,7 +241,7 @@ async def test_an_agents_link_opens_its_page_logged_in_without_the_dashboards_co
     row = page.locator('[data-agent="pia"]')
     await expect(row.locator(".badge")).to_have_text(RUNNING, timeout=SLOW_MS)
     async with page.context.expect_page() as opened:
-        await row.locator(".name").click()
+        await row.locator(".direct").click()
     agent = await opened.value
     await expect(agent).to_have_title("pia · hyperhive", timeout=SLOW_MS)
     await expect(agent.locator("#link")).to_have_text("● live")

@@ -22,6 +22,9 @@ Role = Literal["agent", "manager"]
 MANAGER_PORT: Final = 8000
 AGENT_PORTS: Final = range(8100, 9000)
 DEFAULT_IDLE_SECONDS: Final = 600.0
+WEB_SOCKET_NAME: Final = "web.sock"
+# HYPERHIVE_AGENT_PORT values that mean no page on a port: only web.sock, behind the core.
+NO_PORT: Final = frozenset({"none", "off"})
 
 
 def port_for(name: str) -> int:
@@ -40,7 +43,7 @@ class AgentSettings:
     state_dir: Path
     claude_dir: Path
     listen: str
-    port: int
+    port: int | None  # None: no page on a port, only on web.sock
     model_file: Path
     engine: str = "claude"
     idle_seconds: float = DEFAULT_IDLE_SECONDS
@@ -51,6 +54,15 @@ class AgentSettings:
     # The effective tool policy, from the core; a harness run by hand gets
     # the no-isolation default (see hyperhive.tool_defaults).
     tools: ToolPolicy = field(default_factory=partial(defaults, isolated=False, manager=False))
+    # Where the page listens for the core's front door; None: next to the core socket.
+    web_socket_path: Path | None = None
+
+    @property
+    def web_socket(self) -> Path:
+        """The page's unix socket (``/run/hive/web.sock`` in a container)."""
+        if self.web_socket_path is not None:
+            return self.web_socket_path
+        return self.socket.parent / WEB_SOCKET_NAME
 
     @property
     def workspace(self) -> Path:
@@ -83,6 +95,7 @@ def resolve(
     chosen = validate_agent_name(chosen) if chosen != MANAGER else chosen
     state_dir = Path(state or env.get("HYPERHIVE_AGENT_STATE") or "/state")
     env_port = env.get("HYPERHIVE_AGENT_PORT")
+    web_socket = env.get("HYPERHIVE_AGENT_WEB_SOCKET")
     return AgentSettings(
         name=chosen,
         role=role,
@@ -90,7 +103,7 @@ def resolve(
         state_dir=state_dir,
         claude_dir=Path(claude_dir or env.get("CLAUDE_CONFIG_DIR") or "/root/.claude"),
         listen=listen or env.get("HYPERHIVE_AGENT_LISTEN") or "127.0.0.1",
-        port=port if port is not None else int(env_port) if env_port else port_for(chosen),
+        port=port if port is not None else _port(env_port, chosen),
         model_file=Path(env.get("HYPERHIVE_MODEL_FILE") or layout.model_file(state_dir)),
         engine=engine or env.get("HYPERHIVE_ENGINE") or "claude",
         idle_seconds=float(env.get("HYPERHIVE_IDLE_SECONDS") or DEFAULT_IDLE_SECONDS),
@@ -101,7 +114,22 @@ def resolve(
         if role == "manager"
         else None,
         tools=tool_policy(env.get("HYPERHIVE_TOOL_POLICY"), manager=role == "manager"),
+        web_socket_path=Path(web_socket) if web_socket else None,
     )
+
+
+def _port(raw: str | None, name: str) -> int | None:
+    """``HYPERHIVE_AGENT_PORT``: a port, ``none``/``off`` for none, unset for the hashed one."""
+    if not raw:
+        return port_for(name)
+    if raw.strip().lower() in NO_PORT:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadConfig(
+            f"HYPERHIVE_AGENT_PORT must be a port number or none, not {raw!r}"
+        ) from None
 
 
 def tool_policy(raw: str | None, *, manager: bool) -> ToolPolicy:

@@ -67,10 +67,18 @@ def agents(rows: list[dict[str, Any]]) -> str:
         return "no agents"
     return table(
         [
-            (a["name"], a["role"], _agent_state(a), a["allow_send"], a["pending"], a["socket"])
+            (
+                a["name"],
+                a["role"],
+                _agent_state(a),
+                a.get("port"),
+                a["allow_send"],
+                a["pending"],
+                a["socket"],
+            )
             for a in rows
         ],
-        ("NAME", "ROLE", "STATE", "ALLOW_SEND", "PENDING", "SOCKET"),
+        ("NAME", "ROLE", "STATE", "PORT", "ALLOW_SEND", "PENDING", "SOCKET"),
     )
 
 
@@ -80,6 +88,7 @@ def agent(a: dict[str, Any]) -> str:
         inline(f"{a['name']} ({a['role']}) — {_agent_state(a)}"),
         inline(f"allow_send {_cell(a['allow_send'])}"),
         inline(f"pending    {a['pending']}"),
+        inline(f"port       {_cell(a.get('port'))}"),
         inline(f"socket     {a['socket']}"),
     ]
     tools = a.get("tools")

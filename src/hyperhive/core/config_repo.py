@@ -23,7 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from hyperhive.core.agent_config import BadConfig, parse_agent_toml
+from hyperhive.core.agent_config import (
+    AgentConfig,
+    BadConfig,
+    default_agent_toml,
+    parse_agent_toml,
+)
 from hyperhive.core.config_tree import (
     AGENT_TOML,
     MAX_FILE,
@@ -66,6 +71,7 @@ class ConfigRepos:
         self._git = git or Git()
         self._owner = owner  # the manager's uid, when it runs as one
         self._locks: dict[str, asyncio.Lock] = {}
+        self._parsed: dict[str, tuple[str, AgentConfig]] = {}  # name -> (applied sha, config)
 
     def proposed_dir(self, name: str) -> Path:
         return self._state / "proposed" / validate_agent_name(name) / "config"
@@ -186,9 +192,23 @@ class ConfigRepos:
         except UnicodeDecodeError:
             raise ConfigRepoError(f"applied {path} of {name} is not UTF-8 text") from None
 
+    def applied_agent(self, name: str, sha: str | None) -> AgentConfig:
+        """The applied ``agent.toml`` parsed (the default one if there is none), kept while
+        the applied commit is ``sha``: a commit names its tree, so the file cannot differ.
+        Listing every agent would otherwise read and parse every config each time."""
+        cached = self._parsed.get(name)
+        if sha and cached is not None and cached[0] == sha:
+            return cached[1]
+        text = self.read_applied(name, AGENT_TOML)
+        agent = parse_agent_toml(text or default_agent_toml(name))
+        if sha:
+            self._parsed[name] = (sha, agent)
+        return agent
+
     async def remove(self, name: str) -> None:
         """Delete both repos of ``name`` (gone already is fine)."""
         validate_agent_name(name)
+        self._parsed.pop(name, None)
         async with self._lock(name):
             await asyncio.to_thread(self._delete, name)
 
@@ -204,12 +224,14 @@ class ConfigRepos:
         await git.run("commit", "--quiet", "-m", f"init {name}", git_dir=git_dir, work_tree=applied)
         await asyncio.to_thread(proposed.parent.mkdir, parents=True)
         # A copy, never hard links: the manager must not be able to rewrite
-        # object files the applied repo shares.
-        await git.run("clone", "--quiet", "--no-hardlinks", str(applied), str(proposed))
-        theirs = proposed / ".git"
-        await git.run("remote", "remove", "origin", git_dir=theirs)
-        await git.run("config", "user.name", MANAGER_IDENT[0], git_dir=theirs)
-        await git.run("config", "user.email", MANAGER_IDENT[1], git_dir=theirs)
+        # object files the applied repo shares. Its identity is set by the clone itself:
+        # every git run is a fork of the core, and spawning 200 agents makes 200 of each.
+        who, email = MANAGER_IDENT
+        await git.run(
+            "clone", "--quiet", "--no-hardlinks", "--config", f"user.name={who}",
+            "--config", f"user.email={email}", str(applied), str(proposed),
+        )  # fmt: skip
+        await git.run("remote", "remove", "origin", git_dir=proposed / ".git")
         if self._owner is not None:
             await asyncio.to_thread(claim, proposed.parent, self._owner)
         return await self.applied_sha(name)

@@ -40,6 +40,7 @@ NOT_FORWARDED: Final = frozenset(
         "HYPERHIVE_AGENT_STATE",
         "HYPERHIVE_AGENT_WORK",
         "HYPERHIVE_AGENT_PORT",
+        "HYPERHIVE_AGENT_WEB_SOCKET",
         "HYPERHIVE_TOOL_POLICY",
         "HYPERHIVE_FORWARD_ENV",
         # Agents get only the digest of their own page key instead (hyperhive.tokens).
@@ -104,9 +105,11 @@ def build_spec(
     *,
     uid: int | None = None,
     isolated: bool = False,
+    port: int | None = None,
 ) -> ContainerSpec:
     """The spec to run ``name`` on; a bind that leads somewhere forbidden is
-    :class:`BadConfig`, checked on the host as it is now."""
+    :class:`BadConfig`, checked on the host as it is now. ``port``: its page's port, as
+    the registry assigned it (the harness would otherwise hash its own)."""
     binds = check_binds(agent.sandbox.ro_binds, forbidden_roots(config.state_dir, config.run_dir))
     paths = agent_paths(config, name)
     for d in (paths.state, paths.claude, paths.work, paths.socket_dir):
@@ -115,6 +118,8 @@ def build_spec(
     module = "hyperhive.daemons.m1nd" if manager else "hyperhive.daemons.ag3nt"
     tools = effective(agent.tools, isolated=isolated, manager=manager)
     extra = {"HYPERHIVE_AGENT_NAME": name, "HYPERHIVE_TOOL_POLICY": json.dumps(tools.to_wire())}
+    if port is not None:
+        extra["HYPERHIVE_AGENT_PORT"] = str(port)
     if operator_token:
         extra["HYPERHIVE_PAGE_KEY_DIGEST"] = key_digest(page_key(operator_token, name))
     if agent.role:

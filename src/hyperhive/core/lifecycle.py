@@ -113,6 +113,7 @@ class Lifecycle:
         name = validate_agent_name(name) if name != MANAGER else MANAGER
         if name in self._registry:
             raise AlreadyExists(f"agent {name!r} already exists")
+        self._registry.port_for_new(name)  # no page port left: refuse before making anything
         text = agent_toml if agent_toml is not None else default_agent_toml(name)
         agent = parse_agent_toml(text)  # refuse a bad config before touching disk
         if self.workspaces.needs_clone(name, agent.workspace):
@@ -232,6 +233,7 @@ class Lifecycle:
             self._operator_token,
             uid=self._uids.get(name) if self._uids is not None else None,
             isolated=self.backend.isolating,
+            port=self._registry.get(name).port,
         )
 
     async def _refresh(self, name: str, record: ContainerRecord) -> bool:

@@ -118,20 +118,14 @@ class SocketServer:
             if await _is_live(self.path):
                 raise SocketInUse(f"{self.path} is in use: is another hive-c0re running?")
             self.path.unlink()
-        # The umask makes the socket 0600 from birth: no window where another
-        # user could connect before a chmod.
-        old = os.umask(0o177)
-        try:
-            # The backlog is also how many connections asyncio accepts in one go,
-            # before any of them is counted: keep that burst within the cap.
-            self._server = await asyncio.start_unix_server(
-                self._serve,
-                self.path,
-                limit=self._limits.max_line,
-                backlog=self._limits.connections,
-            )
-        finally:
-            os.umask(old)
+        # The backlog is also how many connections asyncio accepts in one go,
+        # before any of them is counted: keep that burst within the cap.
+        backlog = self._limits.connections
+        sock = _bind_private(self.path, backlog)
+        # asyncio listens again with its own backlog: give it the same one.
+        self._server = await asyncio.start_unix_server(
+            self._serve, sock=sock, limit=self._limits.max_line, backlog=backlog
+        )
         if self._owner is not None:
             # For an agent running as its own uid: the socket and its directory are its.
             os.chown(self.path, self._owner, self._owner)
@@ -303,6 +297,24 @@ async def _refuse(writer: asyncio.StreamWriter, error: HiveError) -> None:
     writer.close()
     with contextlib.suppress(ConnectionError, BrokenPipeError):
         await writer.wait_closed()
+
+
+def _bind_private(path: Path, backlog: int) -> socket.socket:
+    """A listening socket at ``path``, 0600 from birth: the umask makes its mode, so there
+    is no window where another user could connect before a chmod. Bound without an await
+    between setting the umask and restoring it: the umask is the whole process's, and
+    sockets opened concurrently (spawns) would otherwise restore each other's 0177."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    old = os.umask(0o177)
+    try:
+        sock.bind(os.fspath(path))
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        os.umask(old)
+    return sock
 
 
 async def _is_live(path: Path) -> bool:

@@ -157,6 +157,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE messages ADD COLUMN dead_reason TEXT;
     CREATE INDEX messages_dead ON messages (id) WHERE dead_at IS NOT NULL;
     """,
+    # 6: each agent's page port, assigned by the core (core/ports.py). SQL has no sha256,
+    # so existing rows get theirs when the registry first loads them (in name order).
+    """
+    ALTER TABLE agents ADD COLUMN port INTEGER;
+    CREATE UNIQUE INDEX agents_port ON agents (port);
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}

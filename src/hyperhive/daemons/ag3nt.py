@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,6 +36,7 @@ from hyperhive.agent.tools import HiveTools, serve_stdio
 from hyperhive.errors import HiveError
 from hyperhive.web import WebServer, create_agent_app, is_loopback
 from hyperhive.web.listen import bind_tcp
+from hyperhive.web.unix_listen import UnixListener, bind_unix
 
 log = logging.getLogger("hive-ag3nt")
 
@@ -101,6 +103,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """One listener of the page: web.sock for the core's front door, or the TCP port."""
+
+    server: WebServer
+    sock: socket.socket
+    unix: UnixListener | None = None
+
+
 async def serve(settings: AgentSettings) -> int:
     access = page_access(settings.name, settings.state_dir, os.environ)
     credentials = Credentials(settings.claude_dir, os.environ)
@@ -111,56 +122,99 @@ async def serve(settings: AgentSettings) -> int:
         {**os.environ, "CLAUDE_CONFIG_DIR": str(settings.claude_dir)},
     )
     harness = Harness(settings, engine, history, credentials, setup_token=setup)
-    app = create_agent_app(harness, check=access.check, loopback=is_loopback(settings.listen))
-    server = WebServer.for_app(app, settings.listen, settings.port)
-    sock = _page_socket(settings, history)
-    web = asyncio.create_task(server.serve(sockets=[sock])) if sock is not None else None
+    behind = _behind_core(settings, harness, history)
+    tcp = _on_port(settings, harness, access, history)
+    pages = [page for page in (behind, tcp) if page is not None]
     turns = asyncio.create_task(harness.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     lifeline.watch(os.environ, stop.set)
+    tasks: list[asyncio.Task[None]] = []
     try:
         running: set[asyncio.Task[Any]] = {asyncio.create_task(stop.wait()), turns}
-        if web is None:
-            print(f"{settings.name} ready: no page (see the warning)", flush=True)
+        for page in pages:
+            tasks.append(await _start(page, settings))
+        if tcp is None:
+            print(f"{settings.name} ready: no page on a port; {_where(behind)}", flush=True)
         else:
-            ready = asyncio.create_task(server.ready.wait())
-            await asyncio.wait({ready, web}, return_when=asyncio.FIRST_COMPLETED)
-            if web.done():
-                ready.cancel()
-                raise HiveError(f"cannot serve on {settings.listen}:{settings.port}")
-            base = f"http://{_url_host(settings.listen)}:{server.port}/"
+            base = f"http://{_url_host(settings.listen)}:{tcp.server.port}/"
             print(f"{settings.name} ready: {base}", flush=True)
             _announce_key(access, base)
-            running.add(web)
+        running.update(tasks)
         await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
     finally:
         # Drain: stop taking turns (an unfinished turn's message stays unacked
-        # and comes back), then close the page and its streams.
+        # and comes back), then close the pages and their streams.
         harness.stop()
         await turns
-        if web is not None:
-            server.should_exit = True
-            await web
+        for page in pages:
+            page.server.should_exit = True
+        for task in tasks:
+            await task
+        for page in pages:
+            if page.unix is not None:
+                page.unix.close()
         history.close()
     return 0
 
 
-def _page_socket(settings: AgentSettings, history: History) -> socket.socket | None:
-    """The page's listening socket, or None: a port someone else holds (another agent may
-    squat it) costs the page, never the agent, which goes on answering its messages."""
+async def _start(page: _Page, settings: AgentSettings) -> asyncio.Task[None]:
+    """Serve ``page``; back once it listens. A server that dies starting is an error."""
+    task = asyncio.create_task(page.server.serve(sockets=[page.sock]))
+    ready = asyncio.create_task(page.server.ready.wait())
+    await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready.cancel()
+        where = page.unix.path if page.unix is not None else f"{settings.listen}:{settings.port}"
+        raise HiveError(f"cannot serve the page on {where}")
+    return task
+
+
+def _where(behind: _Page | None) -> str:
+    if behind is None or behind.unix is None:
+        return "no page (see the warning)"
+    return f"the page is on {behind.unix.path}"
+
+
+def _behind_core(settings: AgentSettings, harness: Harness, history: History) -> _Page | None:
+    """The page for the core's front door on web.sock: no gate of its own, since only the
+    core and this agent can reach its socket directory."""
     try:
-        return bind_tcp(settings.listen, settings.port)
+        unix = bind_unix(settings.web_socket)
     except OSError as exc:
-        text = (
-            f"the web page cannot listen on {settings.listen}:{settings.port} "
-            f"({exc.strerror or exc}); running without it"
-        )
-        log.warning("%s", text)
-        history.publish("notice", {"level": "warning", "text": text})
+        _warn(history, f"the web page cannot listen on {settings.web_socket} ({_why(exc)})")
         return None
+    app = create_agent_app(harness, behind_core=True)
+    return _Page(WebServer.for_app(app, "localhost", 0), unix.sock, unix)
+
+
+def _on_port(
+    settings: AgentSettings, harness: Harness, access: PageAccess, history: History
+) -> _Page | None:
+    """The page on its own port, behind its page key, or None: a port someone else holds
+    (another agent may squat it) costs that page, never the agent, which goes on answering
+    its messages and serving web.sock."""
+    if settings.port is None:
+        return None
+    try:
+        sock = bind_tcp(settings.listen, settings.port)
+    except OSError as exc:
+        where = f"{settings.listen}:{settings.port}"
+        _warn(history, f"the web page cannot listen on {where} ({_why(exc)}); running without it")
+        return None
+    app = create_agent_app(harness, check=access.check, loopback=is_loopback(settings.listen))
+    return _Page(WebServer.for_app(app, settings.listen, settings.port), sock)
+
+
+def _why(exc: OSError) -> str:
+    return str(exc.strerror or exc)
+
+
+def _warn(history: History, text: str) -> None:
+    log.warning("%s", text)
+    history.publish("notice", {"level": "warning", "text": text})
 
 
 def _announce_key(access: PageAccess, base: str) -> None:

@@ -4,6 +4,10 @@
 the page, its static files, a status and history API, an SSE tail, and the operator's
 actions (prompt, cancel, login). The harness serves it with
 :class:`hyperhive.web.server.WebServer`, which ends the SSE streams on shutdown.
+
+``create_agent_app(control, behind_core=True)`` is the same data endpoints without a page,
+a gate or a CSRF check of its own, for the harness's ``web.sock``: only the core (whose
+front door, :mod:`.front_door`, does both) and the agent itself can connect to it.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ class PageState:
     """What the page's endpoints depend on, kept on ``app.state.page``."""
 
     control: AgentControl
-    csrf: str
+    csrf: str | None  # None: behind the core, whose front door checks its own
     hub: StreamHub
     heartbeat: float
 
@@ -66,7 +70,9 @@ def _state(request: Request) -> PageState:
 async def page(request: Request) -> Response:
     state = _state(request)
     name = html.escape(state.control.status().name)
-    body = static_text("agent.html").replace("{{name}}", name).replace("{{csrf}}", state.csrf)
+    body = static_text("agent.html").replace("{{name}}", name)
+    # No dashboard address: on its own port the page finds the dashboard by itself.
+    body = body.replace("{{csrf}}", state.csrf or "").replace("{{dashboard}}", "")
     headers = {**SECURITY_HEADERS, **NO_STORE, "Content-Security-Policy": PAGE_CSP}
     return HTMLResponse(body, headers=headers)
 
@@ -124,9 +130,7 @@ async def setup_finish(request: Request) -> Response:
     return await _act(request, "code", lambda c, code: c.finish_setup_token(code), secret=True)
 
 
-ROUTES: Final = (
-    Route("/", page, methods=["GET"]),
-    Route("/static/{name}", static_route(AGENT_STATIC), methods=["GET"]),
+DATA_ROUTES: Final = (
     Route("/api/status", status, methods=["GET"]),
     Route("/api/history", history, methods=["GET"]),
     Route("/events", events, methods=["GET"]),
@@ -136,18 +140,29 @@ ROUTES: Final = (
     Route("/api/login/setup-token/start", setup_start, methods=["POST"]),
     Route("/api/login/setup-token/finish", setup_finish, methods=["POST"]),
 )
+ROUTES: Final = (
+    Route("/", page, methods=["GET"]),
+    Route("/static/{name}", static_route(AGENT_STATIC), methods=["GET"]),
+    *DATA_ROUTES,
+)
 
 
 def create_agent_app(
     control: AgentControl,
     *,
-    check: KeyCheck,
+    check: KeyCheck | None = None,
     loopback: bool = True,
     heartbeat: float = HEARTBEAT_S,
     sessions: SessionStore | None = None,
+    behind_core: bool = False,
 ) -> Starlette:
     """The agent page app. ``check`` recognises the agent's page key (the harness holds
-    only its digest); ``loopback``: it listens on loopback (so Host must name loopback)."""
+    only its digest); ``loopback``: it listens on loopback (so Host must name loopback);
+    ``behind_core``: the data endpoints alone, ungated, for the core's front door."""
+    if behind_core:
+        return _app(PageState(control, None, StreamHub(), heartbeat), DATA_ROUTES, [])
+    if check is None:
+        raise TypeError("an agent page app needs its page key's check")  # a wiring bug
     state = PageState(control, new_csrf_token(), StreamHub(), heartbeat)
     gate = Middleware(
         TokenGate,
@@ -157,7 +172,11 @@ def create_agent_app(
         loopback=loopback,
         label="page key",
     )
-    app = Starlette(routes=list(ROUTES), middleware=[gate])
+    return _app(state, ROUTES, [gate])
+
+
+def _app(state: PageState, routes: tuple[Route, ...], middleware: list[Middleware]) -> Starlette:
+    app = Starlette(routes=list(routes), middleware=middleware)
     app.state.page = state
     app.state.streams = state.hub
     app.state.csrf = state.csrf
@@ -169,7 +188,7 @@ async def _act(
 ) -> Response:
     """Check CSRF and input, then make one control call and answer ``{ok, message}``."""
     state = _state(request)
-    refusal = csrf_refusal(request, state.csrf)
+    refusal = None if state.csrf is None else csrf_refusal(request, state.csrf)
     if refusal is not None:
         return _answer(False, refusal, 403)
     value = ""

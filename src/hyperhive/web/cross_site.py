@@ -1,5 +1,6 @@
 """Links into the dashboard from another site, such as an agent's page asking the operator
-to decide one of its approvals (``/?approval=7``).
+to decide one of its approvals (``/?approval=7``), or a bookmark of an agent's page behind the
+front door (``/agents/<name>/``).
 
 The session cookie is SameSite=Strict, so a browser withholds it from a navigation another
 site started, and the operator would meet the token form although they are logged in. A
@@ -12,6 +13,7 @@ the refreshed request; anything else (the API, posts, same-origin requests) pass
 from __future__ import annotations
 
 import html
+import re
 from http.cookies import CookieError, SimpleCookie
 from typing import Final
 from urllib.parse import quote
@@ -20,7 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hyperhive.web.security import GATE_CSP, SECURITY_HEADERS, SESSION_COOKIE
 
-PAGES: Final = frozenset({"/"})
+# The dashboard, and each agent's page behind the front door (/agents/<name>/).
+PAGES: Final = re.compile(r"/(agents/[a-z][a-z0-9-]{0,8}/)?")
 _FROM_ELSEWHERE: Final = (b"cross-site", b"same-site")
 
 
@@ -47,7 +50,9 @@ class CrossSiteBounce:
         await send({"type": "http.response.body", "body": page.encode()})
 
     def _bounces(self, scope: Scope) -> bool:
-        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in PAGES:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            return False
+        if not PAGES.fullmatch(scope["path"]):
             return False
         headers = dict(scope["headers"])
         if headers.get(b"sec-fetch-site") not in _FROM_ELSEWHERE:

@@ -21,7 +21,6 @@ from starlette.responses import Response
 
 from hyperhive.agent.history_stats import Stats, StatsReader
 from hyperhive.agent.layout import saved_model
-from hyperhive.agent.settings import port_for
 from hyperhive.core.operator_desk import OperatorDesk
 from hyperhive.errors import HiveError
 from hyperhive.tokens import page_key
@@ -101,30 +100,38 @@ async def _shown(reading: Awaitable[Any]) -> Response:
 async def agents_view(
     desk: OperatorDesk, host: str, reader: StatsReader, token: str
 ) -> dict[str, Any]:
-    """Every agent for the dashboard viewed on ``host``; each page link carries that agent's
-    page key (this view is only served behind the operator token)."""
+    """Every agent for the dashboard viewed on ``host``. ``page`` is its page behind the
+    dashboard's own door (relative to it); ``url`` the page on its own port, carrying that
+    agent's page key (this view is only served behind the operator token)."""
     listed: list[dict[str, Any]] = await desk.call("agents")
     page_host = _url_host(agent_page_host(host))
-    rows = []
     # The manager first: it is the one the operator talks to most.
-    for row in sorted(listed, key=lambda a: (a["role"] != "manager", a["name"])):
+    listed.sort(key=lambda a: (a["role"] != "manager", a["name"]))
+    # One trip to a thread for all of them: 200 trips cost more than the reads.
+    found = await asyncio.to_thread(_from_states, desk, reader, [r["name"] for r in listed])
+    rows = []
+    for row, (model, stats) in zip(listed, found, strict=True):
         name = row["name"]
         row.pop("socket", None)  # a host path, of no use to a browser
-        model, stats = await asyncio.to_thread(_from_state, desk, reader, name)
         key = page_key(token, name)
         row["model"] = model or row.get("model")
         row["stats"] = asdict(stats) if stats else None
-        row["url"] = f"http://{page_host}:{port_for(name)}/?token={key}"
+        row["page"] = f"agents/{name}/"
+        port = row.get("port")
+        row["url"] = f"http://{page_host}:{port}/?token={key}" if port is not None else None
         rows.append(row)
     return {"now": time.time(), "containers": await _has_containers(desk), "agents": rows}
 
 
-def _from_state(
-    desk: OperatorDesk, reader: StatsReader, name: str
-) -> tuple[str | None, Stats | None]:
-    """What the agent itself wrote: its saved ``/model`` choice and its turns' totals."""
-    state_dir = desk.state_dir_of(name)
-    return saved_model(state_dir), reader.read(state_dir)
+def _from_states(
+    desk: OperatorDesk, reader: StatsReader, names: list[str]
+) -> list[tuple[str | None, Stats | None]]:
+    """What each agent itself wrote: its saved ``/model`` choice and its turns' totals."""
+    found = []
+    for name in names:
+        state_dir = desk.state_dir_of(name)
+        found.append((saved_model(state_dir), reader.read(state_dir)))
+    return found
 
 
 async def _has_containers(desk: OperatorDesk) -> bool:
@@ -139,7 +146,8 @@ async def mark_waiting(shown: dict[str, Any], desk: OperatorDesk, dashboard: str
     waiting = Counter(a["requester"] for a in listed["pending"])
     for row in shown["agents"]:
         row["waiting"] = waiting.get(row["name"], 0)
-        row["url"] += "&" + urlencode({"dashboard": dashboard})
+        if row["url"] is not None:
+            row["url"] += "&" + urlencode({"dashboard": dashboard})
 
 
 def _url_host(host: str) -> str:

@@ -23,6 +23,7 @@ from hyperhive.core.operator_desk import OperatorDesk
 from hyperhive.tokens import KeyCheck, check_token
 from hyperhive.web import dashboard_actions as posts
 from hyperhive.web import dashboard_api as views
+from hyperhive.web import front_door
 from hyperhive.web.answers import NO_STORE
 from hyperhive.web.cross_site import CrossSiteBounce
 from hyperhive.web.dashboard_feed import BusFeed
@@ -64,6 +65,8 @@ ROUTES: Final = (
     Route("/api/rules/{id}/revoke", posts.revoke, methods=["POST"]),
     Route("/api/dead/{id}/{action}", posts.dead_action, methods=["POST"]),
     Route("/api/send", posts.send, methods=["POST"]),
+    # Every agent's page, behind this app's gate, sessions and CSRF token.
+    *front_door.ROUTES,
 )
 
 
@@ -92,4 +95,5 @@ def create_dashboard_app(
     app.state.dashboard = state
     app.state.streams = feed  # close_streams() ends the SSE streams on shutdown
     app.state.csrf = state.csrf
+    front_door.attach(app, desk, feed)
     return app

@@ -26,6 +26,7 @@ from hyperhive.web.sse import HEARTBEAT_S, PING, PING_FRAME, RETRY_MS, StreamHub
 RING: Final = 2048
 # A client this far behind is dropped; its browser reconnects and resumes from the ring.
 CLIENT_BACKLOG: Final = 1024
+BATCH: Final = 256  # frames joined into one write at most
 _END: Final = object()
 
 logger = logging.getLogger(__name__)
@@ -129,11 +130,22 @@ class BusFeed(StreamHub):
                 if item is PING:
                     yield PING_FRAME
                     continue
-                if not isinstance(item, tuple):
+                # A burst (200 agents' turns at once) goes out as one write per client,
+                # not one per event: the writes, not the events, are what cost the loop.
+                frames, ended = [], False
+                while isinstance(item, tuple):
+                    seq, frame = item
+                    if seq > seen:
+                        seen = seq
+                        frames.append(frame)
+                    if queue.empty() or len(frames) >= BATCH:
+                        break
+                    item = queue.get_nowait()
+                else:
+                    ended = True
+                if frames:
+                    yield "".join(frames)
+                if ended:
                     return
-                seq, frame = item
-                if seq > seen:
-                    seen = seq
-                    yield frame
         finally:
             self._clients.discard(queue)

@@ -44,6 +44,9 @@ PAGE_CSP: Final = (
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 GATE_CSP: Final = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
+# What the front door relays from an agent's harness is data, never a document: should a
+# browser render it anyway, it runs nothing and loads nothing, in an opaque origin.
+RELAY_CSP: Final = "default-src 'none'; sandbox"
 # Where a login may answer with a plain redirect: typed or pasted URLs, and scripts.
 _DIRECT: Final = (None, "none", "same-origin")
 

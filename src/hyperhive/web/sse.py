@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 from hyperhive.agent.control import AgentControl, AgentEvent, Status
@@ -35,11 +35,19 @@ class StreamHub:
     def __init__(self) -> None:
         self.closed = False
         self._queues: set[asyncio.Queue[object]] = set()
+        self._on_close: list[Callable[[], None]] = []
 
     def close(self) -> None:
         self.closed = True
         for queue in self._queues:
             queue.put_nowait(_END)
+        for callback in self._on_close:
+            callback()
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Also call ``callback`` when the hub closes: streams that are not this hub's own
+        (the front door's relays of agent pages) end with the server too."""
+        self._on_close.append(callback)
 
     def _attach(self, queue: asyncio.Queue[object]) -> None:
         self._queues.add(queue)

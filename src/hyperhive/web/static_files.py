@@ -23,12 +23,16 @@ DASHBOARD_STATIC: Final[Mapping[str, str]] = {
     "common.js": JS,
     "dashboard.js": JS,
     "dash-agents.js": JS,
+    "dash-agent-row.js": JS,
+    "dash-agent-filter.js": JS,
+    "dash-groups.js": JS,
     "dash-work.js": JS,
     "dash-diff.js": JS,
     "dash-approvals.js": JS,
     "dash-questions.js": JS,
     "dash-dead.js": JS,
     "dash-flow.js": JS,
+    "dash-flow-text.js": JS,
     "dash-live.js": JS,
 }
 AGENT_STATIC: Final[Mapping[str, str]] = {

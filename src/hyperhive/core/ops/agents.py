@@ -7,14 +7,16 @@ and ``restart`` act at once on other agents; spawning needs an approval and
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
-from hyperhive.core.agent_config import AgentConfig, default_agent_toml, parse_agent_toml
+from hyperhive.core.agent_config import AgentConfig
 from hyperhive.core.ops.base import Caller, Services
 from hyperhive.core.protocol import Args
 from hyperhive.errors import Forbidden, HiveError
 from hyperhive.names import MANAGER
 from hyperhive.tool_defaults import shown
+from hyperhive.tool_rules import ToolPolicy
 
 MAX_LOG_LINES: Final = 2000
 
@@ -34,7 +36,7 @@ async def agents(s: Services, caller: Caller, args: Args) -> Any:
         }
         record = containers.get(a.name)
         row["container"] = record.to_wire() if record else None
-        applied = applied_config(s, a.name) if record else None
+        applied = applied_config(s, a.name, record.config_sha) if record else None
         row["tools"] = _tools(s, a.name, applied) if applied else None
         row["model"] = applied.model if applied else None
         row["workspace"] = _workspace(s, a.name) if record else None
@@ -42,13 +44,13 @@ async def agents(s: Services, caller: Caller, args: Args) -> Any:
     return rows
 
 
-def applied_config(s: Services, name: str) -> AgentConfig | None:
-    """The config ``name``'s container runs with; None without a container or config."""
+def applied_config(s: Services, name: str, sha: str | None = None) -> AgentConfig | None:
+    """The config ``name``'s container runs with; None without a container or config.
+    ``sha``: the applied commit its record names, under which the parsed config is kept."""
     if s.containers is None:
         return None
     try:
-        text = s.lifecycle.repos.read_applied(name, "agent.toml")
-        return parse_agent_toml(text or default_agent_toml(name))
+        return s.lifecycle.repos.applied_agent(name, sha)
     except HiveError:
         return None
 
@@ -56,7 +58,14 @@ def applied_config(s: Services, name: str) -> AgentConfig | None:
 def _tools(s: Services, name: str, applied: AgentConfig) -> dict[str, Any]:
     """The tool policy the container runs with (DESIGN §10): its config and the backend's."""
     isolated = s.lifecycle.backend.isolating
-    return shown(applied.tools, isolated=isolated, manager=name == MANAGER)
+    return _shown(applied.tools, isolated, name == MANAGER)
+
+
+# Pure, and parsing the default rules for every agent of every listing cost most of it;
+# the answer is shared between rows, which are only ever read (sent as JSON).
+@functools.lru_cache(maxsize=256)
+def _shown(tools: ToolPolicy, isolated: bool, manager: bool) -> dict[str, Any]:
+    return shown(tools, isolated=isolated, manager=manager)
 
 
 def _workspace(s: Services, name: str) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 // hyperhive agent page: tool uses waiting for the operator. Shown here, decided on the
-// dashboard: this page is served by the agent itself, so its buttons are only links to the
-// dashboard, where the operator's own session decides.
+// dashboard: its buttons are only links to the dashboard, where the operator decides (on an
+// agent's own port the page is the agent's, so it must never act for the operator).
 import { $, el } from "./common.js";
 
 const waiting = new Map(); // approval id → its tool_approval data
@@ -12,8 +12,12 @@ const origin = (raw) => {
     return /^https?:$/.test(u.protocol) ? u.origin + "/" : null;
   } catch { return null; }
 };
-// The dashboard's address (no key in it) comes with the dashboard's link to this page.
+// Behind the core's front door (/agents/<name>/) the page names the dashboard itself: the
+// hive's root, on this origin. On an agent's own port the dashboard's address (no key in
+// it) comes with the dashboard's link to this page.
 function dashboard() {
+  const served = document.querySelector('meta[name="hive-dashboard"]')?.content || "";
+  if (served) return new URL(served, location.href).href;
   const given = origin(new URLSearchParams(location.search).get("dashboard") || "");
   try {
     if (given) localStorage.setItem("hive-dashboard", given);

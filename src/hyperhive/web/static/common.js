@@ -57,7 +57,9 @@ export function tickAges() {
   setInterval(() => {
     for (const n of document.querySelectorAll("[data-since]")) {
       const label = n.dataset.label ? n.dataset.label + " " : "";
-      n.textContent = label + age(Number(n.dataset.since)) + (n.dataset.suffix || "");
+      const text = label + age(Number(n.dataset.since)) + (n.dataset.suffix || "");
+      // Most ages move once a minute: with hundreds on the page, touch only those that did.
+      if (n.textContent !== text) n.textContent = text;
     }
   }, 1000);
 }

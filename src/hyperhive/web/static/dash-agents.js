@@ -1,155 +1,84 @@
-// hyperhive dashboard: the agents section. One row per agent (its container's state and
-// age, model, cost, tokens, inbox, tool policy, workspace), with start / stop / restart
-// and a destroy behind a typed confirmation. Rows are kept and updated in place.
-import { $, act, age, button, el, num, refresher, setCount, setServerNow, status } from "./common.js";
+// hyperhive dashboard: the agents section, made to stay usable at hundreds of agents: counts
+// by state on top, a filter box, rows grouped by what they need (dash-groups.js), one line
+// each with the details on demand (dash-agent-row.js). Rows are kept and updated in place.
+// A container's new state from the live feed is shown at once; the rest (inbox, cost,
+// waiting) comes with a re-fetch, at most about once a second however many events come.
+import { $, refresher, setCount, setServerNow } from "./common.js";
+import { startFilter, typingIn } from "./dash-agent-filter.js";
+import { agentRow, unfold, updateAgent } from "./dash-agent-row.js";
 import { setNames } from "./dash-flow.js";
-import { updateWork, workBox } from "./dash-work.js";
+import { placeRows, startGroups } from "./dash-groups.js";
 
+const SMALL_HIVE = 8; // up to this many agents, rows show whole
+const STATS_MS = 1000, SOON_MS = 50;
 const rows = new Map();
-const VERBS = { start: "▶ start", stop: "■ stop", restart: "↻ restart" };
-const TOOL_LISTS = { allow: "free", ask: "ask", deny: "deny" };
+let order = [], containers = true;
 
 export const refresh = refresher("api/agents", render);
-let soon = null;
-// Messages move inbox counts and stats; one refresh a second is plenty for those.
-const refreshSoon = () => { clearTimeout(soon); soon = setTimeout(refresh, 1000); };
 
-export function onEvent(ev) {
-  if (ev.type === "message") refreshSoon();
-  // approval_*: a row's "waiting for you" comes and goes with the approvals.
-  else if (ev.type.startsWith("agent_") || ev.type.startsWith("approval_")) refresh();
+// One re-fetch at the earliest time asked for; asking again before it runs changes nothing,
+// so a steady flow of messages re-fetches once a second rather than never (or always).
+let timer = 0, due = 0;
+function refreshIn(ms) {
+  const at = performance.now() + ms;
+  if (timer && due <= at) return;
+  clearTimeout(timer);
+  due = at;
+  timer = setTimeout(() => { timer = 0; refresh(); }, ms);
 }
 
-function agentRow(a) {
-  const root = el("article", "agent");
-  root.dataset.agent = a.name;
-  const top = el("div", "top");
-  const link = el("a", "name", a.name);
-  link.target = "_blank";
-  link.rel = "noopener noreferrer";
-  const badge = el("span", "badge");
-  top.append(link, a.role === "manager" ? el("span", "role", "manager") : "", badge);
-  const facts = el("div", "facts"), error = el("div", "err");
-  // The tool policy its container runs with: one line, the rules on demand.
-  const tools = el("details", "tools"), toolsSum = el("summary"), toolsBody = el("div", "rules-of");
-  tools.append(toolsSum, toolsBody);
-  const actions = el("div", "actions"), msg = status();
-  const btns = {};
-  for (const [verb, label] of Object.entries(VERBS)) {
-    btns[verb] = button(verb === "stop" ? "alt" : "", label);
-    btns[verb].dataset.action = verb;
-    btns[verb].addEventListener("click", async () => {
-      await act(btns[verb], msg, `api/agents/${a.name}/${verb}`, {});
-      refresh();
-    });
-    actions.append(btns[verb]);
+export function onEvents(batch) {
+  let changed = false;
+  for (const ev of batch) {
+    const type = String(ev.type);
+    if (type === "agent_state") changed = applyState(ev) || changed;
+    if (type === "message" || type === "agent_state") refreshIn(STATS_MS);
+    // approval_*: a row's "waiting for you" comes and goes with the approvals.
+    else if (type.startsWith("agent_") || type.startsWith("approval_")) refreshIn(SOON_MS);
   }
-  const destroy = button("danger", "✖ destroy");
-  destroy.dataset.action = "destroy";
-  actions.append(destroy);
-  const confirm = destroyConfirm(a.name, destroy, msg);
-  const work = workBox(a.name);
-  root.append(top, facts, tools, work.root, error, actions, confirm, msg);
-  return { root, top, link, badge, facts, tools, toolsSum, toolsBody, work, error, actions, btns };
+  if (changed) place();
 }
+export const onEvent = (ev) => onEvents([ev]);
 
-// Destroy is behind a typed confirmation: the name, as GitHub does for repositories.
-function destroyConfirm(name, destroy, msg) {
-  const confirm = el("form", "confirm");
-  confirm.hidden = true;
-  const typed = el("input");
-  typed.placeholder = name;
-  typed.setAttribute("aria-label", `type ${name} to confirm`);
-  typed.autocomplete = "off";
-  const purgeBox = el("input");
-  purgeBox.type = "checkbox";
-  const purge = el("label", "purge");
-  purge.append(purgeBox, " purge its state");
-  const go = button("danger", "destroy for good", "submit"), cancel = button("alt", "cancel");
-  confirm.append(el("span", "warn", `type ${name} to destroy it:`), typed, purge, go, cancel);
-  destroy.addEventListener("click", () => { confirm.hidden = false; typed.focus(); });
-  cancel.addEventListener("click", () => { confirm.hidden = true; typed.value = ""; });
-  confirm.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const fields = { confirm: typed.value, purge: purgeBox.checked };
-    const res = await act(go, msg, `api/agents/${name}/destroy`, fields, $("agents-msg"));
-    if (res.ok) confirm.hidden = true;
-    refresh();
-  });
-  return confirm;
-}
-
-function updateAgent(row, a, containers) {
-  const c = a.container || { state: containers ? "missing" : "external", backend: "—" };
-  row.link.href = a.url;
-  row.badge.className = `badge st-${c.state}`;
-  row.badge.dataset.label = c.state;
-  if (c.since) row.badge.dataset.since = c.since;
-  else delete row.badge.dataset.since;
-  row.badge.textContent = c.since ? `${c.state} ${age(c.since)}` : c.state;
-  const s = a.stats;
-  const facts = [
-    ["backend", c.backend],
-    ["model", a.model || "default"],
-    ["cost", s ? `$${s.cost_usd.toFixed(4)}` : "—"],
-    ["tokens", s ? `${num(s.input_tokens)} in / ${num(s.output_tokens)} out` : "—"],
-    ["turns", s ? s.turns : "—"],
-    ["inbox", a.pending],
-  ];
-  row.facts.replaceChildren(...facts.map(([k, v]) => {
-    const f = el("span", "fact");
-    f.append(el("i", null, k), " ", el("b", null, v));
-    return f;
-  }));
-  updateTools(row, a.tools);
-  updateWork(row.work, a.workspace);
-  row.error.textContent = c.last_error ? `! ${c.last_error}` : "";
-  row.error.hidden = !c.last_error;
-  row.actions.hidden = !containers;
-  row.btns.start.disabled = c.state === "running";
-  row.btns.stop.disabled = c.state === "stopped" || c.state === "missing";
-  markWaiting(row, a);
-}
-
-function updateTools(row, t) {
-  row.tools.hidden = !t;
-  if (!t) return;
-  const counts = Object.entries(TOOL_LISTS).map(([k, label]) => `${t[k].length} ${label}`);
-  const custom = Object.keys(TOOL_LISTS).filter((k) => !t.default[k]);
-  row.toolsSum.textContent = `tools: ${counts.join(" · ")}${custom.length ? ` (custom ${custom.join(", ")})` : " (default)"}`;
-  row.toolsBody.replaceChildren(...Object.entries(TOOL_LISTS).map(([k, label]) => {
-    const line = el("div", `tl-${k}`);
-    line.append(el("i", null, `${label}${t.default[k] ? "" : " *"}: `), t[k].length ? t[k].join(", ") : "—");
-    return line;
-  }));
-}
-
-// Approvals of this agent's waiting for the operator: a link up to the approvals section.
-function markWaiting(row, a) {
-  if (!row.waiting) {
-    row.waiting = el("a", "waiting", "◆ waiting for you");
-    row.waiting.href = "#approvals";
-    row.top.append(row.waiting);
-  }
-  row.waiting.hidden = !a.waiting;
-  row.waiting.title = a.waiting ? `${a.waiting} approval(s) from ${a.name} wait for your decision` : "";
+// An agent_state event carries the container's record: the row shows it now.
+function applyState(ev) {
+  const row = rows.get(ev.agent);
+  if (!row || !row.data || ev.state === "destroyed") { refreshIn(SOON_MS); return false; }
+  const { type, agent, seq, ts, ...container } = ev;
+  updateAgent(row, { ...row.data, container }, containers);
+  return true;
 }
 
 function render(data) {
   setServerNow(data.now);
-  const list = $("agent-list");
-  const current = new Set(data.agents.map((a) => a.name));
+  containers = data.containers;
+  const names = new Set(data.agents.map((a) => a.name));
   for (const [name, row] of rows) {
-    if (!current.has(name)) { row.root.remove(); rows.delete(name); }
+    if (!names.has(name)) { row.root.remove(); rows.delete(name); }
   }
-  data.agents.forEach((a, i) => {
+  const small = data.agents.length <= SMALL_HIVE;
+  for (const a of data.agents) {
     let row = rows.get(a.name);
-    if (!row) { row = agentRow(a); rows.set(a.name, row); }
-    // Only move a row that is out of place: moving would drop focus from its inputs.
-    if (list.children[i] !== row.root) list.insertBefore(row.root, list.children[i] || null);
-    updateAgent(row, a, data.containers);
-  });
+    if (!row) { row = agentRow(a, refresh); rows.set(a.name, row); }
+    // An event newer than this answer (it was on its way meanwhile) keeps its state.
+    const known = row.data && row.data.container;
+    if (known && a.container && known.since > a.container.since) a.container = known;
+    updateAgent(row, a, containers);
+    unfold(row, small);
+  }
+  order = data.agents.map((a) => a.name);
+  place();
   $("agents-empty").hidden = data.agents.length > 0;
   setCount("n-agents", data.agents.length);
-  setNames(data.agents.map((a) => a.name));
+  setNames(order);
+}
+
+// A row with a field being typed in stays put until the focus leaves it.
+const typedIn = (row) => typingIn(document.activeElement) && row.root.contains(document.activeElement);
+const place = () => placeRows(order.map((n) => rows.get(n)), typedIn);
+
+export function start() {
+  startGroups();
+  startFilter(place);
+  $("agent-list").addEventListener("focusout", () => setTimeout(place));
 }

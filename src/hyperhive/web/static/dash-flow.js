@@ -1,19 +1,20 @@
 // hyperhive dashboard: the message flow (messages and core events in time order, filtered
-// by agent, history loaded on demand) and the operator's send box under it.
-import { $, act, clock, el, refresher, short } from "./common.js";
-import { KIND } from "./dash-approvals.js";
+// by agent) and the operator's send box under it. What has come is remembered as data (a
+// few thousand lines); the DOM holds at most MAX_ROWS of them, so thousands of messages
+// never make the page slow. Older lines page in with the messages API's `before`; reading
+// them (or reading up a full log) holds the live lines back until "back to the latest".
+import { $, act, clock, el, refresher } from "./common.js";
+import { busLine, messageLine } from "./dash-flow-text.js";
 import { feedEpoch } from "./dash-live.js";
-import { answerText } from "./dash-questions.js";
 
-const MAX_FLOW = 2000, FLOW_HISTORY = 200, BOTTOM_SLACK = 24;
-const flow = $("flow-log"), seen = new Set();
-let names = [];
+const MAX_ROWS = 300, MAX_KEPT = 2000, FLOW_HISTORY = 200, OLDER_PAGE = 100, BOTTOM_SLACK = 24;
+const flow = $("flow-log"), entries = [], keys = new Set();
+let names = [], detached = false, missed = 0;
 
-const filterPath = () => `api/messages?limit=${FLOW_HISTORY}` + ($("filter").value ? `&agent=${encodeURIComponent($("filter").value)}` : "");
-export const refresh = refresher(filterPath, (list) => list.forEach(addMessage));
-export function onEvent(ev) {
-  if (ev.type === "message") addMessage(ev.message);
-  else addEvent(ev);
+const agentArg = () => ($("filter").value ? `&agent=${encodeURIComponent($("filter").value)}` : "");
+export const refresh = refresher(() => `api/messages?limit=${FLOW_HISTORY}${agentArg()}`, (list) => add(list.map(fromMessage)));
+export function onEvents(batch) {
+  add(batch.map((ev) => (ev.type === "message" ? fromMessage(ev.message) : fromBus(ev))));
 }
 
 // The agents to filter by and to send to, kept in step with the agents section.
@@ -29,92 +30,120 @@ export function setNames(next) {
   }
 }
 
+const fromMessage = (m) => ({ key: `m${m.id}`, ts: m.created_at, mid: m.id, ...messageLine(m) });
+// Bus sequence numbers start over with each feed (epoch): key by both.
+const fromBus = (ev) => ({ key: `b${feedEpoch()}:${ev.seq}`, ts: ev.ts, mid: null, ...busLine(ev) });
+const shown = (e) => !$("filter").value || e.agents.includes($("filter").value);
 const atBottom = () => flow.scrollHeight - flow.scrollTop - flow.clientHeight < BOTTOM_SLACK;
-function place(key, ts, agents, cls, parts) {
-  if (seen.has(key)) return;
-  seen.add(key);
-  const row = el("div", "fl " + cls);
-  row.dataset.ts = ts;
-  row.dataset.key = key;
-  row.dataset.agents = " " + agents.join(" ") + " ";
-  row.append(el("span", "ts", clock(ts)), ...parts);
-  const filter = $("filter").value;
-  row.hidden = Boolean(filter) && !row.dataset.agents.includes(` ${filter} `);
+
+function rowOf(e) {
+  const row = el("div", "fl " + e.cls);
+  row.dataset.ts = e.ts;
+  row.dataset.key = e.key;
+  row.append(el("span", "ts", clock(e.ts)), ...e.parts);
+  row.entry = e;
+  e.node = row;
+  return row;
+}
+
+// Remembered in time order; almost every line comes last, so look from the end.
+function remember(e) {
+  let i = entries.length;
+  while (i > 0 && entries[i - 1].ts > e.ts) i--;
+  entries.splice(i, 0, e);
+  keys.add(e.key);
+}
+
+function add(list) {
+  const fresh = [];
+  for (const e of list) if (!keys.has(e.key)) { remember(e); fresh.push(e); }
+  if (!fresh.length) return;
   const stick = atBottom();
-  // Rows are ordered by time; almost all arrive last, so walk back from the end.
-  let after = flow.lastElementChild;
-  while (after && Number(after.dataset.ts) > ts) after = after.previousElementSibling;
-  flow.insertBefore(row, after ? after.nextSibling : flow.firstChild);
-  while (flow.childElementCount > MAX_FLOW) {
-    seen.delete(flow.firstElementChild.dataset.key);
-    flow.firstElementChild.remove();
+  // Reading up a full log: new lines would push out what is being read, so they wait.
+  if (!detached && !stick && flow.childElementCount >= MAX_ROWS) detached = true;
+  const visible = fresh.filter(shown);
+  if (detached) missed += visible.length;
+  else show(visible);
+  forget();
+  if (stick && !detached) flow.scrollTop = flow.scrollHeight;
+  showLatest();
+}
+
+// Into the DOM at their places in time, then the oldest out beyond the bound.
+function show(list) {
+  const tail = document.createDocumentFragment();
+  for (const e of list) {
+    const last = tail.lastChild || flow.lastElementChild;
+    if (!last || last.entry.ts <= e.ts) { tail.append(rowOf(e)); continue; }
+    flow.append(tail);
+    let after = flow.lastElementChild;
+    while (after && after.entry.ts > e.ts) after = after.previousElementSibling;
+    flow.insertBefore(rowOf(e), after ? after.nextSibling : flow.firstChild);
   }
-  if (stick) flow.scrollTop = flow.scrollHeight;
+  flow.append(tail);
+  while (flow.childElementCount > MAX_ROWS) drop(flow.firstElementChild);
 }
 
-function addMessage(m) {
-  const route = [el("span", "from", m.from), el("span", "arrow", " → "), el("span", "to", m.to), el("span", "mid", ` #${m.id}`)];
-  if (m.kind === "event") {
-    place(`m${m.id}`, m.created_at, [m.from, m.to], "k-event", [...route, el("div", "body", eventText(m))]);
-  } else {
-    // Long bodies come as previews (truncated, size); the whole one is `hive message <id>`.
-    const text = m.truncated ? `${m.body}… (${m.size} bytes)` : m.body;
-    place(`m${m.id}`, m.created_at, [m.from, m.to], "k-message", [...route, el("div", "body", text)]);
+function drop(row) {
+  row.entry.node = null;
+  row.remove();
+}
+
+// Beyond MAX_KEPT the oldest lines are forgotten, unless they are on screen (paged in).
+function forget() {
+  while (entries.length > MAX_KEPT && !entries[0].node) keys.delete(entries.shift().key);
+}
+
+// The last MAX_ROWS lines the filter lets through, live again.
+function showLatest(redraw = false) {
+  if (redraw) {
+    for (const row of [...flow.children]) drop(row);
+    detached = false;
+    missed = 0;
+    flow.append(...entries.filter(shown).slice(-MAX_ROWS).map(rowOf));
+    flow.scrollTop = flow.scrollHeight;
   }
+  $("flow-latest").hidden = !detached;
+  $("flow-latest").textContent = missed ? `⇣ ${missed} newer · back to the latest` : "⇣ back to the latest";
 }
 
-// A core event in an inbox, said the way the operator would say it.
-function eventText(m) {
-  const p = m.payload || {};
-  const why = p.decision_reason || p.error || p.detail;
-  switch (m.body) {
-    case "approval_decided":
-      return `⚑ approval_decided #${p.id} ${KIND[p.kind] || p.kind} ${p.agent} → ${p.state}${why ? `: ${short(why)}` : ""}`;
-    case "operator_answered":
-      return `⚑ operator_answered #${p.question_id} “${short(p.question || "", 80)}” → ${short(answerText(p.answer))}`;
-    case "agent_state":
-      return `⚑ agent_state ${p.agent} ${p.state}${why ? `: ${short(why)}` : ""}`;
-    case "dead_letter":
-      return `⚑ dead_letter #${p.message_id} ${p.from} → ${p.to} after ${p.attempts} tries: ${short(p.reason || "")}`;
-    default:
-      return `⚑ ${m.body} ${m.payload ? short(JSON.stringify(m.payload), 200) : ""}`;
+// One page older than the first line shown: from memory, else from the messages API.
+let paging = false;
+async function older() {
+  if (paging) return;
+  paging = true;
+  try { await pageOlder(); } finally { paging = false; }
+}
+async function pageOlder() {
+  const first = flow.firstElementChild;
+  const upTo = first ? entries.indexOf(first.entry) : entries.length;
+  let page = entries.slice(0, upTo).filter(shown).slice(-OLDER_PAGE);
+  if (page.length < OLDER_PAGE) {
+    const ids = entries.filter((e) => e.mid !== null && shown(e)).map((e) => e.mid);
+    const before = ids.length ? `&before=${Math.min(...ids)}` : "";
+    try {
+      const r = await fetch(`api/messages?limit=${OLDER_PAGE}${before}${agentArg()}`, { headers: { Accept: "application/json" }, cache: "no-store" });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      for (const e of (await r.json()).map(fromMessage)) if (!keys.has(e.key)) remember(e);
+    } catch (err) { console.warn("older messages:", err.message); }
+    const head = flow.firstElementChild;
+    page = entries.slice(0, head ? entries.indexOf(head.entry) : entries.length).filter(shown).slice(-OLDER_PAGE);
   }
+  const height = flow.scrollHeight;
+  flow.prepend(...page.map(rowOf));
+  flow.scrollTop += flow.scrollHeight - height; // the line read stays where it was
+  while (flow.childElementCount > MAX_ROWS) { drop(flow.lastElementChild); detached = true; }
+  showLatest();
 }
 
-// A bus event: the agents it concerns (for the filter) and its line.
-function describe(ev) {
-  const a = ev.approval, q = ev.question;
-  switch (ev.type) {
-    case "agent_state": return [[ev.agent], `⚙ ${ev.agent} → ${ev.state}${ev.last_error ? ` (${ev.last_error})` : ""}`];
-    case "agent_added": return [[ev.agent.name], `+ ${ev.agent.name} joined the hive`];
-    case "agent_removed": return [[ev.agent], `− ${ev.agent} left the hive`];
-    case "approval_requested": return [[a.agent, a.requester], `◆ #${a.id} ${KIND[a.kind]} ${a.agent} requested by ${a.requester}: ${short(a.reason)}`];
-    case "approval_decided": return [[a.agent, a.requester], `◆ #${a.id} ${KIND[a.kind]} ${a.agent} → ${a.state}${a.decision_reason ? `: ${short(a.decision_reason)}` : ""}`];
-    case "rule_added": return [[ev.rule.agent], `◆ rule #${ev.rule.id}: ${ev.rule.agent} may always run ${ev.rule.tool} ${short(ev.rule.input_json, 120)}`];
-    case "rule_revoked": return [[ev.rule.agent], `◆ rule #${ev.rule.id} revoked: ${ev.rule.agent} ${ev.rule.tool} asks again`];
-    case "question_asked": return [[q.asker], `? #${q.id} ${q.asker} asks: ${short(q.question)}`];
-    case "question_answered": return [[q.asker], `? #${q.id} answered: ${short(answerText(q.answer))}`];
-    case "dead_letter": return [[ev.message.to, ev.message.from], `✝ #${ev.message.id} to ${ev.message.to} is a dead letter after ${ev.attempts} tries: ${short(ev.reason)}`];
-    case "dead_letter_retried": return [[ev.to], `↻ dead letter #${ev.id} back in ${ev.to}'s queue`];
-    case "dead_letter_dropped": return [[ev.to], `✖ dead letter #${ev.id} to ${ev.to} dropped by ${ev.by}`];
-    default: return [[], `· ${ev.type}`];
-  }
-}
-
-function addEvent(ev) {
-  const [agents, text] = describe(ev);
-  // Bus sequence numbers start over with each feed (epoch): key by both.
-  place(`b${feedEpoch()}:${ev.seq}`, ev.ts, agents, `k-core t-${ev.type}`, [el("span", "core", "c0re "), el("span", "body", text)]);
-}
-
-// The filter and the send box: Enter sends, Shift+Enter is a newline.
+// The filter, the paging buttons and the send box: Enter sends, Shift+Enter is a newline.
 export function start() {
   $("filter").addEventListener("change", () => {
-    const f = $("filter").value;
-    for (const row of flow.children) row.hidden = Boolean(f) && !row.dataset.agents.includes(` ${f} `);
-    flow.scrollTop = flow.scrollHeight;
+    showLatest(true);
     refresh(); // older messages of that agent may not be loaded yet
   });
+  $("flow-latest").addEventListener("click", () => showLatest(true));
+  $("flow-older").addEventListener("click", older);
   const sendForm = $("send-form"), body = $("send-body");
   sendForm.addEventListener("submit", async (e) => {
     e.preventDefault();

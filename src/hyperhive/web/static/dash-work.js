@@ -34,9 +34,10 @@ export function workBox(name) {
   return box;
 }
 
-export function updateWork(box, ws) {
+// `load`: fetch the view now (an unfolded row); a folded one fetches when it unfolds.
+export function updateWork(box, ws, load = true) {
   box.root.hidden = !ws;
-  if (ws) box.load();
+  if (ws && load) box.load();
 }
 
 function workError(box, message) {

@@ -1,7 +1,8 @@
 // hyperhive dashboard: agents, approvals, questions, dead letters and the live message flow.
 // Plain ES modules, no build step. The page keeps itself true from the core's event bus: an
-// event names what changed and the section re-fetches its JSON, so another tab or the CLI
-// shows up here too.
+// event names what changed and the section re-fetches its JSON (or applies the event itself),
+// so another tab or the CLI shows up here too. Events arrive in batches, one per frame: a
+// section with onEvents takes the whole batch, the others each event.
 import { tickAges } from "./common.js";
 import * as agents from "./dash-agents.js";
 import * as approvals from "./dash-approvals.js";
@@ -11,10 +12,14 @@ import { connect } from "./dash-live.js";
 import * as questions from "./dash-questions.js";
 
 const sections = [agents, approvals, questions, dead, flow];
-for (const section of sections) {
-  document.addEventListener("hive:event", (e) => section.onEvent(e.detail));
-  document.addEventListener("hive:refetch", () => section.refresh());
-}
+document.addEventListener("hive:events", (e) => {
+  for (const section of sections) {
+    if (section.onEvents) section.onEvents(e.detail);
+    else for (const ev of e.detail) section.onEvent(ev);
+  }
+});
+document.addEventListener("hive:refetch", () => { for (const section of sections) section.refresh(); });
+agents.start();
 flow.start();
 tickAges();
 connect(); // its first "hello" fetches every section

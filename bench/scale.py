@@ -1,0 +1,404 @@
+"""Scale: ``--agents`` agents (default 200) on one host, spawned, idle, busy and watched.
+
+A real ``hive-c0re serve`` (``--backend bwrap`` by default) runs the agents on the fake
+engine, with its dashboard on a free loopback port behind a known operator token. Then:
+
+spawn_to_all_running_s   from the first ``spawn`` on host.sock (``--concurrency`` at once)
+                         until every agent is as ``running_means`` says: its container
+                         ``running`` and the probe message sent to it right after its
+                         spawn acked (a harness acks only after its ``turn_end``)
+pss_per_idle_agent_mib   mean PSS (/proc/<pid>/smaps_rollup) of each agent's harness and
+                         its descendants, idle; ``bwrap_pss_per_agent_mib`` is the two bwrap
+                         processes around each one, shown apart (not in the figure)
+core_rss_mib             the core's RSS at the end of the run
+all_turns_done_s         one message to every agent at once, until none is pending
+dashboard_api_p99_ms     ``GET /api/agents`` (Bearer token, keep-alive), back to back all
+                         through those turns; ``_idle`` the same with nothing happening
+sse_fanout_p99_ms        ``--sse-clients`` on ``/events``; a message to ``operator`` sent
+                         from an agent's socket, until each client has read its frame
+bind_errors              agents whose harness said it cannot listen for its page (its
+                         output as the ``logs`` op keeps it, or a notice in its history)
+left_running             processes of the run alive after the core's SIGTERM drain (target 0)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+from chaos import Result, call, hive_env, kill9, read_only, spawn
+from hyperhive.client import Client
+from hyperhive.errors import HiveError
+
+WAIT: Final = 600.0  # bound on each phase
+IDLE_S: Final = 5.0  # settling before the idle measurements
+SSE_EVENTS: Final = 100
+MARKER: Final = re.compile(rb"scale-sse-(\d+)")
+BIND_TEXT: Final = "cannot listen"
+SRC: Final = Path(__file__).resolve().parents[1] / "src"
+
+
+# -- processes and memory -------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def descendants(root: int) -> dict[int, list[str]]:
+    """Every process below ``root``, with its argv."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    found: dict[int, list[str]] = {}
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            found[pid] = [a.decode(errors="replace") for a in argv if a]
+    return found
+
+
+def proc_mib(pid: int, file: str = "smaps_rollup", field: str = "Pss:") -> float:
+    """A kB figure of /proc/<pid>/<file> in MiB (PSS by default); 0 once it is gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def memory(core: int, count: int) -> Result:
+    """PSS of the harnesses (with their children) and, apart, of the bwraps around them."""
+    tree = descendants(core)
+    harness: dict[int, float] = {}
+    bwrap = 0.0
+    for pid, argv in tree.items():
+        if argv and argv[0].endswith("bwrap"):
+            bwrap += proc_mib(pid)
+        elif "hyperhive.daemons.ag3nt" in argv:
+            harness[pid] = proc_mib(pid) + sum(proc_mib(c) for c in descendants(pid))
+    return {
+        "harnesses": len(harness),
+        "pss_per_idle_agent_mib": round(sum(harness.values()) / max(1, len(harness)), 2),
+        "pss_max_agent_mib": round(max(harness.values(), default=0.0), 2),
+        "bwrap_pss_per_agent_mib": round(bwrap / max(1, count), 2),
+    }
+
+
+def left_running(pids: set[int], base: Path) -> int:
+    """Processes of the run still alive: from its tree as it was, or naming its dirs."""
+    alive = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            if int(entry.name) in pids or str(base).encode() in (entry / "cmdline").read_bytes():
+                alive.add(int(entry.name))
+    return len(alive - {os.getpid()})
+
+
+async def drain(core: asyncio.subprocess.Process) -> float:
+    """SIGTERM and the core's drain (bounded); the seconds it took."""
+    began = time.monotonic()
+    with contextlib.suppress(ProcessLookupError):
+        core.terminate()
+    try:
+        await asyncio.wait_for(core.wait(), 120)
+    except TimeoutError:
+        kill9(core)
+        await core.wait()
+    return time.monotonic() - began
+
+
+# -- the core's sockets and the dashboard ----------------------------------------------
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, every: float = 0.1) -> float:
+    """Await ``check`` every ``every`` s until it holds (bounded); when it did."""
+    deadline = time.monotonic() + WAIT
+    while not await check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        await asyncio.sleep(every)  # a benchmark polls; tests wait on events
+    return time.monotonic()
+
+
+async def all_settled(op: Client, names: list[str]) -> bool:
+    """Every agent's container running and nothing pending for any of them."""
+    status = await op.call("status")
+    if any(status["pending"].get(n) for n in names):
+        return False
+    rows = await op.call("agents")
+    running = {r["name"] for r in rows if (r["container"] or {}).get("state") == "running"}
+    return set(names) <= running
+
+
+class Http:
+    """A keep-alive HTTP/1.1 client for the dashboard's JSON views (as small as can be,
+    so what is timed is the server)."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port, self.token = port, token
+        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def get(self, path: str) -> bytes:
+        if self._conn is None:
+            self._conn = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self._conn
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"Authorization: Bearer {self.token}\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"GET {path}: {head.splitlines()[0]!r}")
+        length = re.search(rb"(?i)content-length: *(\d+)", head)
+        if length is None:
+            raise RuntimeError(f"GET {path}: no content-length")
+        return await reader.readexactly(int(length[1]))
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn[1].close()
+            self._conn = None
+
+
+async def sample_api(http: Http, stop: asyncio.Event, least: int) -> list[float]:
+    """``GET /api/agents`` back to back until ``stop`` (and at least ``least`` times)."""
+    latencies: list[float] = []
+    while not stop.is_set() or len(latencies) < least:
+        began = time.perf_counter()
+        await http.get("/api/agents")
+        latencies.append(time.perf_counter() - began)
+    return latencies
+
+
+async def sample_op(host: Path, count: int) -> list[float]:
+    """The ``agents`` op on host.sock, ``count`` times: the core's part of the view."""
+    latencies = []
+    async with await Client.connect(host) as op:
+        for _ in range(count):
+            began = time.perf_counter()
+            await op.call("agents")
+            latencies.append(time.perf_counter() - began)
+    return latencies
+
+
+def p99_ms(latencies: list[float]) -> float:
+    if len(latencies) < 2:
+        return round(1000 * max(latencies, default=0.0), 1)
+    return round(1000 * statistics.quantiles(latencies, n=100, method="inclusive")[98], 1)
+
+
+# -- the phases -------------------------------------------------------------------------
+
+
+async def spawn_all(host: Path, names: list[str], concurrency: int) -> float:
+    """Spawn every agent (``concurrency`` at once), each sent a probe once spawned."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(name: str) -> None:
+        async with gate:
+            await call(host, "spawn", name=name, config='allow_send = ["*"]\n')
+            await call(host, "send", to=name, body="probe")
+
+    began = time.monotonic()
+    await asyncio.gather(*(one(n) for n in names))
+    spawned = time.monotonic() - began
+    async with await Client.connect(host) as op:
+        done = await until(lambda: all_settled(op, names), "every agent running", 0.2)
+    print(f"spawned in {spawned:.1f}s, all running in {done - began:.1f}s", file=sys.stderr)
+    return done - began
+
+
+async def turns(host: Path, names: list[str], http: Http) -> tuple[float, list[float]]:
+    """One message to every agent at once, ``/api/agents`` sampled until all are done."""
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_api(http, stop, least=50))
+    began = time.monotonic()
+    clients = [await Client.connect(host) for _ in range(8)]
+    try:
+        await asyncio.gather(
+            *(clients[i % 8].call("send", to=n, body=f"turn {n}") for i, n in enumerate(names))
+        )
+        async with await Client.connect(host) as op:
+            done = await until(lambda: all_settled(op, names), "every turn done", 0.05)
+    finally:
+        for client in clients:
+            await client.close()
+    stop.set()
+    return done - began, await sampler
+
+
+async def sse_client(port: int, token: str, sent: dict[int, float], got: list[float],
+                     ready: asyncio.Event, seen: dict[int, int]) -> None:  # fmt: skip
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
+    try:
+        async for line in reader:
+            if line.startswith(b"event: hello"):
+                ready.set()
+            elif line.startswith(b"data:") and (found := MARKER.search(line)):
+                at = time.perf_counter()
+                number = int(found[1])
+                got.append(at - sent[number])
+                seen[number] = seen.get(number, 0) + 1
+    finally:
+        writer.close()
+
+
+async def sse_fanout(port: int, token: str, run: Path, names: list[str], clients: int) -> Result:
+    """``clients`` on ``/events``; messages to the operator, each until all have it."""
+    sent: dict[int, float] = {}
+    seen: dict[int, int] = {}
+    got: list[float] = []
+    readies = [asyncio.Event() for _ in range(clients)]
+    tasks = [
+        asyncio.create_task(sse_client(port, token, sent, got, ready, seen)) for ready in readies
+    ]
+    try:
+        for ready in readies:
+            await asyncio.wait_for(ready.wait(), 60)
+        for i in range(SSE_EVENTS):
+            async with await Client.connect(
+                run / "agents" / names[i % len(names)] / "mcp.sock"
+            ) as a:
+                sent[i] = time.perf_counter()
+                await a.call("send", to="operator", body=f"scale-sse-{i}")
+
+            async def arrived(number: int = i) -> bool:
+                return seen.get(number, 0) >= clients
+
+            await until(arrived, f"SSE event {i} at every client", 0.002)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {"sse_fanout_p99_ms": p99_ms(got), "sse_fanout_max_ms": round(1000 * max(got), 1)}
+
+
+async def bind_errors(host: Path, state: Path, names: list[str]) -> int:
+    failed = set()
+    async with await Client.connect(host) as op:
+        for name in names:
+            lines = await op.call("logs", name=name, lines=2000)
+            if any(BIND_TEXT in line for line in lines):
+                failed.add(name)
+    for name in names:
+        db = state / "agents" / name / "state" / "history.db"
+        with contextlib.suppress(sqlite3.Error), contextlib.closing(read_only(db)) as conn:
+            texts = conn.execute("SELECT data FROM events WHERE kind = 'notice'").fetchall()
+            if any(BIND_TEXT in text for (text,) in texts):
+                failed.add(name)
+    return len(failed)
+
+
+# -- the run ----------------------------------------------------------------------------
+
+
+async def measure(core: asyncio.subprocess.Process, base: Path, args: argparse.Namespace,
+                  port: int, token: str) -> Result:  # fmt: skip
+    host, run, state = base / "r" / "host.sock", base / "r", base / "s"
+    names = [f"a{i}" for i in range(args.agents)]
+    result: Result = {"agents": args.agents, "backend": args.backend, "running_means": (
+        "container running and a probe message acked (acked only after its turn_end)"
+    )}  # fmt: skip
+    result["spawn_to_all_running_s"] = round(await spawn_all(host, names, args.concurrency), 2)
+    await asyncio.sleep(IDLE_S)  # let the harnesses settle after their first turn
+    result |= memory(core.pid, args.agents)
+    http = Http(port, token)
+    stopped = asyncio.Event()
+    stopped.set()
+    idle = await sample_api(http, stopped, least=50)
+    result["dashboard_api_idle_p99_ms"] = p99_ms(idle)
+    result["dashboard_api_idle_p50_ms"] = round(1000 * statistics.median(idle), 1)
+    result["agents_op_idle_p99_ms"] = p99_ms(await sample_op(host, 50))
+    took, busy = await turns(host, names, http)
+    await http.close()
+    result["all_turns_done_s"] = round(took, 2)
+    result["dashboard_api_p99_ms"] = p99_ms(busy)
+    result["dashboard_api_samples"] = len(busy)
+    result |= await sse_fanout(port, token, run, names, args.sse_clients)
+    result["bind_errors"] = await bind_errors(host, state, names)
+    result["core_rss_mib"] = round(proc_mib(core.pid, "status", "VmRSS:"), 1)
+    return result
+
+
+async def scale(base: Path, args: argparse.Namespace) -> Result:
+    port, token = free_port(), secrets.token_hex(24)
+    env = hive_env(
+        base,
+        HYPERHIVE_ENGINE="fake",
+        HYPERHIVE_OPERATOR_TOKEN=token,
+        # This tree's code, in the core and (forwarded) in every harness, even when the
+        # venv holds an installed copy rather than an editable one.
+        PYTHONPATH=args.src,
+        HYPERHIVE_FORWARD_ENV="PYTHONPATH",
+    )
+    profile = ["-m", "cProfile", "-o", args.profile_core] if args.profile_core else []
+    argv = [sys.executable, *profile, "-m", "hyperhive.daemons.c0re", "serve",
+            "--backend", args.backend, "--no-manager", "--listen", f"127.0.0.1:{port}",
+            "--log-level", "WARNING"]  # fmt: skip
+    core = await spawn(argv, env, base / "core.log")
+    pids: set[int] = {core.pid}
+    try:
+        result = await measure(core, base, args, port, token)
+    finally:
+        pids |= set(descendants(core.pid))
+        drained = await drain(core)
+    return result | {"drain_s": round(drained, 1), "left_running": left_running(pids, base)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--backend", choices=("bwrap", "process"), default="bwrap")
+    parser.add_argument("--sse-clients", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=8, help="spawns at once")
+    parser.add_argument("--profile-core", help="write the core's cProfile stats here")
+    parser.add_argument("--src", default=str(SRC), help="the tree whose code runs")
+    parser.add_argument("--keep", action="store_true", help="keep the state dir")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="hhscale", dir="/tmp"))
+    try:
+        result = asyncio.run(scale(base, args))
+    except (HiveError, OSError, RuntimeError) as exc:
+        print(f"scale failed: {exc!r} (see {base})", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    if not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
