@@ -159,44 +159,37 @@ async def all_settled(op: Client, names: list[str]) -> bool:
     return set(names) <= running
 
 
-class Http:
-    """A keep-alive HTTP/1.1 client for the dashboard's JSON views (as small as can be,
-    so what is timed is the server)."""
+class Sampler:
+    """``GET /api/agents`` timed back to back by bench/api_sampler.py, a process of its own."""
 
     def __init__(self, port: int, token: str) -> None:
         self.port, self.token = port, token
-        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
 
-    async def get(self, path: str) -> bytes:
-        if self._conn is None:
-            self._conn = await asyncio.open_connection("127.0.0.1", self.port)
-        reader, writer = self._conn
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-            f"Authorization: Bearer {self.token}\r\n\r\n".encode()
-        )
-        head = await reader.readuntil(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(f"GET {path}: {head.splitlines()[0]!r}")
-        length = re.search(rb"(?i)content-length: *(\d+)", head)
-        if length is None:
-            raise RuntimeError(f"GET {path}: no content-length")
-        return await reader.readexactly(int(length[1]))
+    async def start(self, least: int) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).with_name("api_sampler.py")),
+            str(self.port), self.token, str(least),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert self._proc.stdout is not None
+        ready = await asyncio.wait_for(self._proc.stdout.readline(), WAIT)
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"the API sampler did not start: {ready!r}")
 
-    async def close(self) -> None:
-        if self._conn is not None:
-            self._conn[1].close()
-            self._conn = None
+    async def stop(self) -> list[float]:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write(b"stop\n")
+        await self._proc.stdin.drain()
+        out, _ = await asyncio.wait_for(self._proc.communicate(), WAIT)
+        latencies: list[float] = json.loads(out.decode().splitlines()[-1])
+        return latencies
 
 
-async def sample_api(http: Http, stop: asyncio.Event, least: int) -> list[float]:
-    """``GET /api/agents`` back to back until ``stop`` (and at least ``least`` times)."""
-    latencies: list[float] = []
-    while not stop.is_set() or len(latencies) < least:
-        began = time.perf_counter()
-        await http.get("/api/agents")
-        latencies.append(time.perf_counter() - began)
-    return latencies
+async def sample_api(port: int, token: str, least: int) -> list[float]:
+    sampler = Sampler(port, token)
+    await sampler.start(least)
+    return await sampler.stop()
 
 
 async def sample_op(host: Path, count: int) -> list[float]:
@@ -237,10 +230,10 @@ async def spawn_all(host: Path, names: list[str], concurrency: int) -> float:
     return done - began
 
 
-async def turns(host: Path, names: list[str], http: Http) -> tuple[float, list[float]]:
+async def turns(host: Path, names: list[str], port: int, token: str) -> tuple[float, list[float]]:
     """One message to every agent at once, ``/api/agents`` sampled until all are done."""
-    stop = asyncio.Event()
-    sampler = asyncio.create_task(sample_api(http, stop, least=50))
+    sampler = Sampler(port, token)
+    await sampler.start(least=50)
     began = time.monotonic()
     clients = [await Client.connect(host) for _ in range(8)]
     try:
@@ -252,8 +245,7 @@ async def turns(host: Path, names: list[str], http: Http) -> tuple[float, list[f
     finally:
         for client in clients:
             await client.close()
-    stop.set()
-    return done - began, await sampler
+    return done - began, await sampler.stop()
 
 
 async def sse_client(port: int, token: str, sent: dict[int, float], got: list[float],
@@ -334,18 +326,19 @@ async def measure(core: asyncio.subprocess.Process, base: Path, args: argparse.N
     )}  # fmt: skip
     result["spawn_to_all_running_s"] = round(await spawn_all(host, names, args.concurrency), 2)
     await asyncio.sleep(IDLE_S)  # let the harnesses settle after their first turn
+    if args.nice_agents:
+        for pid in descendants(core.pid):  # an experiment: agents below the core
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, pid, args.nice_agents)
     result |= memory(core.pid, args.agents)
-    http = Http(port, token)
-    stopped = asyncio.Event()
-    stopped.set()
-    idle = await sample_api(http, stopped, least=50)
+    idle = await sample_api(port, token, least=50)
     result["dashboard_api_idle_p99_ms"] = p99_ms(idle)
     result["dashboard_api_idle_p50_ms"] = round(1000 * statistics.median(idle), 1)
     result["agents_op_idle_p99_ms"] = p99_ms(await sample_op(host, 50))
-    took, busy = await turns(host, names, http)
-    await http.close()
+    took, busy = await turns(host, names, port, token)
     result["all_turns_done_s"] = round(took, 2)
     result["dashboard_api_p99_ms"] = p99_ms(busy)
+    result["dashboard_api_busy_p50_ms"] = round(1000 * statistics.median(busy), 1)
     result["dashboard_api_samples"] = len(busy)
     result |= await sse_fanout(port, token, run, names, args.sse_clients)
     result["bind_errors"] = await bind_errors(host, state, names)
@@ -387,6 +380,7 @@ def main() -> int:
     parser.add_argument("--profile-core", help="write the core's cProfile stats here")
     parser.add_argument("--src", default=str(SRC), help="the tree whose code runs")
     parser.add_argument("--keep", action="store_true", help="keep the state dir")
+    parser.add_argument("--nice-agents", type=int, default=0, help="renice agents to this")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="hhscale", dir="/tmp"))
     try:

@@ -12,6 +12,7 @@ import sqlite3
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from hyperhive.agent.layout import history_db
 
@@ -24,6 +25,19 @@ class Stats:
     cost_usd: float
     input_tokens: int
     output_tokens: int
+
+    def to_wire(self) -> dict[str, int | float]:
+        # Not dataclasses.asdict: its deep copy costs more than the rest of a listing.
+        return {
+            "turns": self.turns,
+            "cost_usd": self.cost_usd,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+        }
+
+
+# cached: the sum of the history as it is; scanned: summed just now; stale: an older sum.
+Freshness = Literal["cached", "scanned", "stale"]
 
 
 class StatsReader:
@@ -39,20 +53,27 @@ class StatsReader:
 
     def read(self, state_dir: Path) -> Stats | None:
         """The stats of the agent whose ``/state`` is ``state_dir``; None if unreadable."""
+        return self.read_within(state_dir, scan=True)[0]
+
+    def read_within(self, state_dir: Path, scan: bool) -> tuple[Stats | None, Freshness]:
+        """The stats and how current they are. Without ``scan``, a history that changed
+        since it was last summed is not summed again: the last sum comes back, ``stale``."""
         db = history_db(state_dir)
         try:
             info = os.lstat(db)
         except OSError:
-            return None
+            return None, "cached"
         if not stat.S_ISREG(info.st_mode):
-            return None
+            return None, "cached"
         signature = (info.st_mtime_ns, info.st_size, *_wal_signature(db))
         cached = self._cache.get(db)
         if cached is not None and cached[0] == signature:
-            return cached[1]
+            return cached[1], "cached"
+        if not scan:
+            return (cached[1] if cached is not None else None), "stale"
         stats = _query(db)
         self._cache[db] = (signature, stats)
-        return stats
+        return stats, "scanned"
 
 
 def _query(db: Path) -> Stats | None:

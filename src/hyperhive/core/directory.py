@@ -34,6 +34,7 @@ class AgentDirectory:
         self._notifier = notifier
         self._uids = uids
         self._servers: dict[str, SocketServer] = {}
+        self._paths: dict[str, Path] = {}  # asked for on every listing of every agent
 
     def __contains__(self, name: object) -> bool:
         return name in self.registry
@@ -42,7 +43,11 @@ class AgentDirectory:
         return len(self._servers)
 
     def socket_path(self, agent: AgentRecord) -> Path:
-        return self._config.agent_socket(agent.name, manager=agent.role == "manager")
+        path = self._paths.get(agent.name)
+        if path is None:
+            path = self._config.agent_socket(agent.name, manager=agent.role == "manager")
+            self._paths[agent.name] = path
+        return path
 
     async def open_all(self) -> None:
         """Open the socket of every registered agent (at start)."""
@@ -57,6 +62,7 @@ class AgentDirectory:
 
     async def remove(self, name: str) -> None:
         self.registry.remove(name)
+        self._paths.pop(name, None)
         server = self._servers.pop(name, None)
         if server is not None:
             await server.close(grace=REMOVE_GRACE)

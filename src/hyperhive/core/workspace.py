@@ -96,6 +96,9 @@ class Workspaces:
         self._bounds = bounds or Bounds()
         self._locks: dict[str, asyncio.Lock] = {}
         self._cache: dict[str, tuple[tuple[str, str], dict[str, Any]]] = {}
+        # Records as read or written: only this core writes them, and listing 200 agents
+        # should not read 200 files.
+        self._records: dict[str, Record | None] = {}
 
     # -- paths and records ------------------------------------------------------
 
@@ -106,6 +109,13 @@ class Workspaces:
         return self._dir / f"{validate_agent_name(name)}.json"
 
     def record(self, name: str) -> Record | None:
+        if name in self._records:
+            return self._records[name]
+        found = self._read_record(name)
+        self._records[name] = found
+        return found
+
+    def _read_record(self, name: str) -> Record | None:
         try:
             data = json.loads(self.record_path(name).read_text(encoding="utf-8"))
             return Record(**data)
@@ -187,6 +197,7 @@ class Workspaces:
             ) from None
         record = Record(name, str(host.path), base, base_commit, branch, time.time())
         await asyncio.to_thread(_write_record, self.record_path(name), record)
+        self._records[name] = record
         log.info("%s: workspace %s from %s %s (%s)", name, branch, host.path, base, base_commit)
         return record
 
@@ -283,6 +294,7 @@ class Workspaces:
 
     def _drop(self, name: str) -> None:
         self._cache.pop(name, None)
+        self._records.pop(name, None)
         self.record_path(name).unlink(missing_ok=True)
         shutil.rmtree(self.mirror_dir(name), ignore_errors=True)
 

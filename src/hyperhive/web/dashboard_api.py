@@ -7,23 +7,21 @@ the same fields), with what only the page needs added: links to agents' pages, t
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import time
 from collections import Counter
 from collections.abc import Awaitable
-from dataclasses import asdict
 from typing import Any, Final
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hyperhive.agent.history_stats import Stats, StatsReader
-from hyperhive.agent.layout import saved_model
 from hyperhive.core.operator_desk import OperatorDesk
 from hyperhive.errors import HiveError
 from hyperhive.tokens import page_key
+from hyperhive.web.agent_states import AgentStates
 from hyperhive.web.answers import refused, view
 from hyperhive.web.dashboard_state import dashboard_of
 from hyperhive.web.request_args import int_param
@@ -44,7 +42,7 @@ async def agents(request: Request) -> Response:
     state = dashboard_of(request)
     host = request.url.hostname or "127.0.0.1"
     try:
-        shown = await agents_view(state.desk, host, state.stats, state.token)
+        shown = await agents_view(state.desk, host, state.states, state.token)
         await mark_waiting(shown, state.desk, str(request.base_url))
     except HiveError as exc:
         return refused(exc)
@@ -98,7 +96,7 @@ async def _shown(reading: Awaitable[Any]) -> Response:
 
 
 async def agents_view(
-    desk: OperatorDesk, host: str, reader: StatsReader, token: str
+    desk: OperatorDesk, host: str, states: AgentStates, token: str
 ) -> dict[str, Any]:
     """Every agent for the dashboard viewed on ``host``. ``page`` is its page behind the
     dashboard's own door (relative to it); ``url`` the page on its own port, carrying that
@@ -107,31 +105,20 @@ async def agents_view(
     page_host = _url_host(agent_page_host(host))
     # The manager first: it is the one the operator talks to most.
     listed.sort(key=lambda a: (a["role"] != "manager", a["name"]))
-    # One trip to a thread for all of them: 200 trips cost more than the reads.
-    found = await asyncio.to_thread(_from_states, desk, reader, [r["name"] for r in listed])
+    # What each wrote in its /state, in one trip to a thread (web/agent_states.py).
+    found = await states.of([r["name"] for r in listed], desk.state_dir_of)
     rows = []
     for row, (model, stats) in zip(listed, found, strict=True):
         name = row["name"]
         row.pop("socket", None)  # a host path, of no use to a browser
-        key = page_key(token, name)
+        key = _page_key(token, name)
         row["model"] = model or row.get("model")
-        row["stats"] = asdict(stats) if stats else None
+        row["stats"] = stats.to_wire() if stats else None
         row["page"] = f"agents/{name}/"
         port = row.get("port")
         row["url"] = f"http://{page_host}:{port}/?token={key}" if port is not None else None
         rows.append(row)
     return {"now": time.time(), "containers": await _has_containers(desk), "agents": rows}
-
-
-def _from_states(
-    desk: OperatorDesk, reader: StatsReader, names: list[str]
-) -> list[tuple[str | None, Stats | None]]:
-    """What each agent itself wrote: its saved ``/model`` choice and its turns' totals."""
-    found = []
-    for name in names:
-        state_dir = desk.state_dir_of(name)
-        found.append((saved_model(state_dir), reader.read(state_dir)))
-    return found
 
 
 async def _has_containers(desk: OperatorDesk) -> bool:
@@ -144,10 +131,15 @@ async def mark_waiting(shown: dict[str, Any], desk: OperatorDesk, dashboard: str
     where the dashboard is, so it can send the operator here to decide (no key in it)."""
     listed = await desk.call("approvals", limit=1)
     waiting = Counter(a["requester"] for a in listed["pending"])
+    suffix = "&" + urlencode({"dashboard": dashboard})  # the same for every row
     for row in shown["agents"]:
         row["waiting"] = waiting.get(row["name"], 0)
         if row["url"] is not None:
-            row["url"] += "&" + urlencode({"dashboard": dashboard})
+            row["url"] += suffix
+
+
+# An HMAC per agent per listing adds up at 200 agents; the token is fixed for the app.
+_page_key = functools.lru_cache(maxsize=4096)(page_key)
 
 
 def _url_host(host: str) -> str:

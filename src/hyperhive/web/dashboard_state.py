@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from hyperhive.agent.history_stats import StatsReader
 from hyperhive.core.operator_desk import OperatorDesk
+from hyperhive.web.agent_states import AgentStates
 from hyperhive.web.dashboard_feed import BusFeed
 
 
@@ -18,7 +18,7 @@ class DashboardState:
     csrf: str
     feed: BusFeed
     heartbeat: float
-    stats: StatsReader = field(default_factory=StatsReader)
+    states: AgentStates = field(default_factory=AgentStates)
 
 
 def dashboard_of(request: Request) -> DashboardState:
