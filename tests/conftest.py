@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from playwright.async_api import expect
 
 from hyperhive.config import Config
 from hyperhive.core.hive import Hive
@@ -22,6 +23,9 @@ from hyperhive.core.hive import Hive
 # A core with a backend creates and starts hm1nd before its ready line: seconds on a
 # loaded 2-core machine, never a minute.
 READY_TIMEOUT = 60.0
+# Playwright's expect() gives up after 5 s by default; Chromium on a loaded 2-core machine
+# can take longer. A bound, not a target: tests that promise a latency measure it.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture

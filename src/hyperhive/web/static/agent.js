@@ -19,9 +19,18 @@ function tick() {
   badge.textContent = `${state}${why} ${age(status.since, true)}`;
   badge.title = status.reason ? `reason: ${status.reason}` : "";
 }
+let stateSince = -Infinity; // when the state shown began, as the harness said
 function applyStatus(s) {
   setServerNow(s.now);
-  status = { ...status, ...s };
+  const next = { ...status, ...s };
+  if (typeof s.since === "number" && s.since < stateSince) {
+    // A status fetched before a state event but answered after it must not undo it
+    // (a login's refresh racing the turn it starts): keep the newer state.
+    Object.assign(next, { state: status.state, since: status.since, reason: status.reason });
+  } else if (typeof s.since === "number") {
+    stateSince = s.since;
+  }
+  status = next;
   cancelBtn.hidden = status.state !== "thinking";
   const meta = [];
   if (status.model) meta.push(`model ${status.model}`);
