@@ -9,7 +9,7 @@ import pytest
 
 from hyperhive import config
 from hyperhive.backends.base import Backend, BackendError, ContainerSpec, ContainerStatus
-from hyperhive.backends.fake import STOPPED_CODE, Call, FakeBackend, started_lines
+from hyperhive.backends.fake import STOPPED_CODE, Call, FakeBackend, Hold, started_lines
 from hyperhive.backends.registry import BACKENDS, choose, detect
 
 WAIT = 10.0
@@ -35,6 +35,14 @@ class Output:
 
     def __call__(self, name: str, line: str) -> None:
         self.lines.append((name, line))
+
+
+async def waiting(backend: FakeBackend) -> tuple[asyncio.Task[int], Hold]:
+    """A ``wait`` on bob, held just inside the call until released."""
+    hold = backend.hold("wait")
+    waiter = asyncio.create_task(backend.wait("bob"))
+    await asyncio.wait_for(hold.entered.wait(), WAIT)
+    return waiter, hold
 
 
 async def running(backend: FakeBackend, name: str = "bob") -> Output:
@@ -108,9 +116,7 @@ async def test_an_update_is_recorded_with_its_spec_and_keeps_the_container_runni
 async def test_wait_returns_the_code_of_a_crash() -> None:
     backend = FakeBackend()
     await running(backend)
-    hold = backend.hold("wait")
-    waiter = asyncio.create_task(backend.wait("bob"))
-    await asyncio.wait_for(hold.entered.wait(), WAIT)
+    waiter, hold = await waiting(backend)
     hold.release()
     backend.crash("bob", code=-9)
     assert await asyncio.wait_for(waiter, WAIT) == -9
@@ -121,9 +127,7 @@ async def test_wait_returns_the_code_of_a_crash() -> None:
 async def test_wait_returns_zero_after_a_stop() -> None:
     backend = FakeBackend()
     await running(backend)
-    hold = backend.hold("wait")
-    waiter = asyncio.create_task(backend.wait("bob"))
-    await asyncio.wait_for(hold.entered.wait(), WAIT)
+    waiter, hold = await waiting(backend)
     hold.release()
     await backend.stop("bob")
     assert await asyncio.wait_for(waiter, WAIT) == STOPPED_CODE == 0
@@ -133,9 +137,7 @@ async def test_wait_returns_zero_after_a_stop() -> None:
 async def test_a_cancelled_waiter_leaves_the_container_running() -> None:
     backend = FakeBackend()
     await running(backend)
-    hold = backend.hold("wait")
-    waiter = asyncio.create_task(backend.wait("bob"))
-    await asyncio.wait_for(hold.entered.wait(), WAIT)
+    waiter, _ = await waiting(backend)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
@@ -175,9 +177,7 @@ async def test_stopping_a_stopped_or_missing_container_is_a_no_op() -> None:
 async def test_destroy_stops_a_running_container_and_removes_it_for_good() -> None:
     backend = FakeBackend()
     await running(backend)
-    hold = backend.hold("wait")
-    waiter = asyncio.create_task(backend.wait("bob"))
-    await asyncio.wait_for(hold.entered.wait(), WAIT)
+    waiter, hold = await waiting(backend)
     hold.release()
     await backend.destroy("bob")
     assert await asyncio.wait_for(waiter, WAIT) == STOPPED_CODE

@@ -84,9 +84,10 @@ async def test_an_answer_over_the_bound_is_refused(swarm: Swarm, client: httpx.A
 
 
 async def test_an_upstream_that_never_answers_is_a_502_within_the_bound(
-    swarm: Swarm, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    swarm: Swarm, client: httpx.AsyncClient
 ) -> None:
-    monkeypatch.setattr(front_door, "FIRST_BYTE_S", 1.0)
+    assert swarm.app is not None
+    swarm.app.state.front_door.first_byte = 1.0
     async with fake_harness(web_sock(swarm, "alice"), "silent"):
         started = time.monotonic()
         got = await client.get("agents/alice/api/status")

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from starlette.applications import Starlette
 
 from hyperhive.backends.registry import choose
 from hyperhive.client import Client
@@ -46,6 +47,7 @@ class Swarm:
     base: str  # the dashboard's URL, ending in "/"
     csrf: str
     token: str
+    app: Starlette | None = None  # the dashboard app, for its settings (front door bounds)
 
     @property
     def login_url(self) -> str:
@@ -101,7 +103,7 @@ async def live_swarm(config: Config, *, token: str = TOKEN) -> AsyncIterator[Swa
         await hive.add_agent("hm1nd", None)
         app = create_dashboard_app(hive.operator_desk(), token=token)
         async with serving(app) as server:
-            yield Swarm(hive, f"http://127.0.0.1:{server.port}/", app.state.csrf, token)
+            yield Swarm(hive, f"http://127.0.0.1:{server.port}/", app.state.csrf, token, app)
     finally:
         await hive.shutdown(grace=2)
 

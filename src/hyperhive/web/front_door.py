@@ -68,6 +68,7 @@ class FrontDoor:
 
     desk: OperatorDesk
     cap: int = CONNECTIONS_PER_AGENT
+    first_byte: float = FIRST_BYTE_S  # and the whole of a non-streaming answer
     clock: Callable[[], float] = time.monotonic
     _open: dict[str, int] = field(default_factory=dict)
     _known: dict[str, tuple[float, Path]] = field(default_factory=dict)
@@ -189,7 +190,7 @@ async def relay(request: Request) -> Response:
             _headers(request),
             body,
             name=WEB_SOCKET,
-            first_byte=None if kind == SSE else FIRST_BYTE_S,
+            first_byte=None if kind == SSE else door.first_byte,
         )
     except UpstreamError as exc:
         door.give_back(name)
@@ -204,10 +205,10 @@ async def relay(request: Request) -> Response:
     if kind == SSE:
         return Relay(upstream, door, name)
     try:
-        async with asyncio.timeout(FIRST_BYTE_S):
+        async with asyncio.timeout(door.first_byte):
             data = await upstream.read_all(MAX_ANSWER_BYTES)
     except TimeoutError:
-        return _not_answering(name, UpstreamError(f"no whole answer within {FIRST_BYTE_S:g}s"))
+        return _not_answering(name, UpstreamError(f"no whole answer within {door.first_byte:g}s"))
     except UpstreamError as exc:
         return _not_answering(name, exc)
     finally:
