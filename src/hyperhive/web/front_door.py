@@ -25,10 +25,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from hyperhive.core.operator_desk import OperatorDesk
-from hyperhive.errors import HiveError, UnknownAgent
+from hyperhive.errors import BadRequest, HiveError, UnknownAgent
 from hyperhive.web.agent_app import MAX_BODY_BYTES
 from hyperhive.web.answers import answer, refused
 from hyperhive.web.dashboard_state import dashboard_of
+from hyperhive.web.request_args import media_type, read_body
 from hyperhive.web.security import PAGE_CSP, RELAY_CSP, SECURITY_HEADERS, csrf_refusal
 from hyperhive.web.sse import StreamHub
 from hyperhive.web.static_files import AGENT_STATIC, static_text
@@ -177,9 +178,10 @@ async def relay(request: Request) -> Response:
         return answer(False, exc.message, 404, exc.code)
     except HiveError as exc:
         return refused(exc)
-    body = await _body(request) if request.method == "POST" else b""
-    if body is None:
-        return answer(False, f"request body too large (limit {MAX_BODY_BYTES} bytes)", 413)
+    try:
+        body = await read_body(request, MAX_BODY_BYTES) if request.method == "POST" else b""
+    except BadRequest as exc:
+        return answer(False, exc.message, 413)
     if not door.take(name):
         return answer(False, f"too many open connections to {name}'s page", 503)
     try:
@@ -198,7 +200,7 @@ async def relay(request: Request) -> Response:
     except BaseException:
         door.give_back(name)
         raise
-    if content_kind_of(upstream.content_type) != kind:
+    if media_type(upstream.content_type) != kind:
         upstream.close()
         door.give_back(name)
         return answer(False, f"bad answer from {name}'s harness (not {kind})", 502)
@@ -256,23 +258,6 @@ class Relay(Response):
 async def _until_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-def content_kind_of(header: str) -> str:
-    return header.split(";", 1)[0].strip().lower()
-
-
-async def _body(request: Request) -> bytes | None:
-    """The request body, or None when it is over the page's own bound."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    got = bytearray()
-    async for chunk in request.stream():
-        got += chunk
-        if len(got) > MAX_BODY_BYTES:
-            return None
-    return bytes(got)
 
 
 def _target(path: str, request: Request, params: tuple[str, ...]) -> str:

@@ -20,11 +20,16 @@ MAX_DIGITS: Final = 18  # an id or a count fits in SQLite's integer long before 
 
 
 def content_kind(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type(request.headers.get("content-type", ""))
 
 
-async def read_text(request: Request, limit: int) -> str:
-    """The whole body as UTF-8, refusing anything over ``limit`` bytes."""
+def media_type(header: str) -> str:
+    """A Content-Type header's type alone: ``application/json; charset=utf-8`` → json's."""
+    return header.split(";", 1)[0].strip().lower()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing anything over ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BadRequest(f"request body too large (limit {limit} bytes)")
@@ -35,8 +40,14 @@ async def read_text(request: Request, limit: int) -> str:
         if size > limit:
             raise BadRequest(f"request body too large (limit {limit} bytes)")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_text(request: Request, limit: int) -> str:
+    """The whole body as UTF-8, refusing anything over ``limit`` bytes."""
+    body = await read_body(request, limit)
     try:
-        return b"".join(chunks).decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest("request body is not UTF-8") from exc
 
