@@ -145,8 +145,11 @@ async def test_the_life_cycle_runs_nixos_container_in_the_agents_own_directory(
     assert (await backend.status("alice")).state == "missing"
     flake = f"{backend.flake_dir('alice')}#container"
     calls = setup.calls()
+    # Its private network's pair (tests/test_agent_network_nixos.py checks the choice).
+    addresses = calls[0]["argv"][4:]
+    assert addresses[::2] == ["--host-address", "--local-address"]
     assert [c["argv"] for c in calls] == [
-        ["create", "h-alice", "--flake", flake],
+        ["create", "h-alice", "--flake", flake, *addresses],
         ["status", "h-alice"],
         ["start", "h-alice"],
         ["status", "h-alice"],

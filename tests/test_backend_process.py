@@ -251,3 +251,15 @@ def test_constructing_the_process_backend_warns_loudly_about_no_isolation(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.getMessage() for r in warnings] == [NO_ISOLATION_WARNING]
     assert "NO ISOLATION" in NO_ISOLATION_WARNING
+
+
+async def test_an_agent_process_runs_below_the_core_at_its_spec_niceness(
+    backend: ProcessBackend, short_dir: Path
+) -> None:
+    spec = make_spec(short_dir, "alice", "report", json.dumps({}), nice=7)
+    lines = Lines()
+    await backend.create(spec)
+    await backend.start(spec, lines)
+    report = await lines.report()
+    assert report["nice"] == os.nice(0) + 7
+    await backend.destroy("alice")

@@ -12,10 +12,10 @@ import pytest
 
 from hyperhive.agent.claude import ClaudeEngine
 from hyperhive.agent.failures import Backoff
-from hyperhive.agent.login import Credentials
 from hyperhive.agent.settings import AgentSettings
 from hyperhive.agent.tools import HiveTools
 from hyperhive.client import Client
+from hyperhive.config import Config
 from hyperhive.core.hive import Hive
 from support.fake_anthropic import (
     FakeAnthropic,
@@ -28,6 +28,7 @@ from support.fake_anthropic import (
 from support.running import RunningAgent
 
 WAIT = 60.0
+SAVED_KEY = "sk-ant-api03-saved-on-the-page"
 
 
 @pytest.fixture
@@ -37,8 +38,7 @@ async def api() -> AsyncIterator[FakeAnthropic]:
 
 
 def start_agent(settings: AgentSettings, env: dict[str, str]) -> RunningAgent[ClaudeEngine]:
-    credentials = Credentials(settings.claude_dir, env)
-    engine = ClaudeEngine(settings, HiveTools(settings.socket), credentials, env=env)
+    engine = ClaudeEngine(settings, HiveTools(settings.socket), env=env)
     return RunningAgent(settings, engine, env, WAIT)
 
 
@@ -182,35 +182,101 @@ async def test_clear_starts_a_new_session_and_restarts_resume_the_old_one(
 
 
 async def test_the_first_message_to_a_fresh_agent_without_a_key_survives_until_the_login(
-    hive: Hive, alice: AgentSettings, api: FakeAnthropic
+    config: Config, short_dir: Path, api: FakeAnthropic
 ) -> None:
+    # A core whose env names the upstream but holds no key: nothing to send requests with.
+    hive = Hive(config, env={"ANTHROPIC_BASE_URL": api.base_url})
+    await hive.start()
     api.script = Turns(reply_text("now I can answer"))
-    env = {k: v for k, v in cli_env(api, alice).items() if k != "ANTHROPIC_API_KEY"}
-    agent = start_agent(alice, env)
     try:
-        await agent.next_kind("state", state="offline", reason="login")
-        async with await Client.connect(hive.config.host_socket) as op:
-            mid = (await op.call("send", to="alice", body="my first words"))["id"]
-        first = await agent.next_kind("turn_start", message_id=mid)
-        failed = await agent.next_kind("turn_end", turn=first.id)
-        # Claude Code itself says so, with no HTTP status: nothing reached the API.
-        assert failed.data["ok"] is False and "Not logged in" in failed.data["error"]
-        await agent.next_kind("notice", level="warning")
-        assert agent.harness.status().reason == "login" and api.turn_requests == []
-        assert hive.broker.pending() == {"alice": 1}
+        await hive.add_agent("alice", None)
+        alice = settings_for(hive, "alice", short_dir)
+        agent = start_agent(alice, container_env(api, alice))
+        try:
+            await agent.next_kind("state", state="offline", reason="login")
+            async with await Client.connect(config.host_socket) as op:
+                mid = (await op.call("send", to="alice", body="my first words"))["id"]
+                first = await agent.next_kind("turn_start", message_id=mid)
+                failed = await agent.next_kind("turn_end", turn=first.id)
+                # The gateway said so: no credential in the hive, nothing reached the API.
+                assert failed.data["ok"] is False and "log in on its page" in failed.data["error"]
+                await agent.next_kind("notice", level="warning")
+                assert agent.harness.status().reason == "login" and api.turn_requests == []
+                assert hive.broker.pending() == {"alice": 1}
 
-        await agent.harness.save_api_key("sk-ant-fake-key-saved-on-the-page")
-        again = await agent.next_kind("turn_start", message_id=mid)
-        await agent.next_kind("assistant", text="now I can answer")
-        done = await agent.next_kind("turn_end", turn=again.id)
-        assert done.data["ok"] is True
+                await op.call("login_save", agent="alice", kind="api_key", value=SAVED_KEY)
+                again = await agent.next_kind("turn_start", message_id=mid)
+                await agent.next_kind("assistant", text="now I can answer")
+                assert (await agent.next_kind("turn_end", turn=again.id)).data["ok"] is True
+        finally:
+            await agent.stop()
+        delivered, attempts = hive.conn.execute(
+            "SELECT delivered_at, attempts FROM messages WHERE id = ?", (mid,)
+        ).fetchone()
+        assert delivered is not None and attempts == 0
     finally:
-        await agent.stop()
-    assert "my first words" in api.turn_requests[0].last_user_text()
-    row = hive.conn.execute(
-        "SELECT delivered_at, attempts FROM messages WHERE id = ?", (mid,)
-    ).fetchone()
-    assert row[0] is not None and row[1] == 0
+        await hive.shutdown(grace=2)
+    (request,) = api.turn_requests
+    assert "my first words" in request.last_user_text()
+    # The key the operator saved went upstream, added by the core; the CLI sent only the
+    # placeholder, which never left the gateway.
+    assert request.auth == {"x-api-key": SAVED_KEY}
+    assert SAVED_KEY not in alice.history_db.read_bytes().decode(errors="replace")
+
+
+async def test_a_key_the_api_refuses_sends_the_message_back_until_a_new_login(
+    config: Config, short_dir: Path, api: FakeAnthropic
+) -> None:
+    hive = Hive(config, env={**api.env(), "ANTHROPIC_API_KEY": "sk-ant-api03-revoked"})
+    await hive.start()
+    api.script = Turns(
+        reply_error(401, "authentication_error", "invalid x-api-key"), reply_text("better")
+    )
+    try:
+        await hive.add_agent("alice", None)
+        alice = settings_for(hive, "alice", short_dir)
+        agent = start_agent(alice, container_env(api, alice))
+        try:
+            async with await Client.connect(config.host_socket) as op:
+                mid = (await op.call("send", to="alice", body="are you there"))["id"]
+                first = await agent.next_kind("turn_start", message_id=mid)
+                assert (await agent.next_kind("turn_end", turn=first.id)).data["ok"] is False
+                held = await agent.next_kind("notice", level="warning")
+                assert f"message #{mid} is back in the queue until a login" in held.data["text"]
+                assert agent.harness.status().reason == "login"
+                await op.call("login_save", kind="api_key", value=SAVED_KEY)  # the hive's
+                again = await agent.next_kind("turn_start", message_id=mid)
+                await agent.next_kind("assistant", text="better")
+                assert (await agent.next_kind("turn_end", turn=again.id)).data["ok"] is True
+        finally:
+            await agent.stop()
+    finally:
+        await hive.shutdown(grace=2)
+    assert [r.auth for r in api.turn_requests] == [
+        {"x-api-key": "sk-ant-api03-revoked"},
+        {"x-api-key": SAVED_KEY},
+    ]
+
+
+def container_env(api: FakeAnthropic, settings: AgentSettings) -> dict[str, str]:
+    """The CLI's settings as a container gets them from the core: no ANTHROPIC_* at all."""
+    return {k: v for k, v in cli_env(api, settings).items() if not k.startswith("ANTHROPIC_")}
+
+
+def settings_for(hive: Hive, name: str, base: Path) -> AgentSettings:
+    """``name``'s harness in the test's process, behind the hive's gateway."""
+    socket = hive.socket_path(hive.registry.get(name))
+    return AgentSettings(
+        name=name,
+        role="agent",
+        socket=socket,
+        state_dir=base / name / "state",
+        claude_dir=base / name / "claude",
+        listen="127.0.0.1",
+        port=0,
+        model_file=base / name / "state" / "hyperhive-model",
+        api_socket=socket.parent / "api.sock",
+    )
 
 
 async def test_an_overloaded_api_sends_the_message_back_and_a_later_try_answers_it(
@@ -220,9 +286,7 @@ async def test_an_overloaded_api_sends_the_message_back_and_a_later_try_answers_
         reply_error(529, "overloaded_error", "Overloaded"), reply_text("second time lucky")
     )
     env = cli_env(api, alice)
-    engine = ClaudeEngine(
-        alice, HiveTools(alice.socket), Credentials(alice.claude_dir, env), env=env
-    )
+    engine = ClaudeEngine(alice, HiveTools(alice.socket), env=env)
     agent = RunningAgent(alice, engine, env, WAIT, backoff=Backoff(0.2, 1.0))
     try:
         async with await Client.connect(hive.config.host_socket) as op:

@@ -83,3 +83,12 @@ def test_clients_find_the_run_dir_the_same_way() -> None:
     assert config.run_dir_from("/flag", {"HYPERHIVE_RUN_DIR": "/env"}, 0) == Path("/flag")
     assert config.run_dir_from(None, {"HYPERHIVE_RUN_DIR": "/env"}, 0) == Path("/env")
     assert config.run_dir_from(None, {}, 0) == Path("/run/hyperhive")
+
+
+def test_agents_run_at_niceness_10_unless_the_env_names_another() -> None:
+    env = {"HYPERHIVE_STATE_DIR": "/s"}
+    assert config.resolve(env=env, uid=1000).agent_nice == 10
+    assert config.resolve(env={**env, "HYPERHIVE_AGENT_NICE": "0"}, uid=1000).agent_nice == 0
+    for bad in ("-1", "20", "high"):
+        with pytest.raises(ConfigError, match="HYPERHIVE_AGENT_NICE"):
+            config.resolve(env={**env, "HYPERHIVE_AGENT_NICE": bad}, uid=1000)

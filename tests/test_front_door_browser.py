@@ -12,14 +12,17 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from hyperhive.config import Config
+from hyperhive.core.gateway.seams import Credential
 from hyperhive.web import WebServer, create_agent_app
 from hyperhive.web.unix_listen import bind_unix
 from support.browser import CHROMIUM, CHROMIUM_ARGS
-from support.dashboard import Swarm, live_swarm
+from support.dashboard import ENV, Swarm, live_swarm
 from support.front_door import spawn_ready, web_sock
-from support.stub_control import SETUP_URL, StubControl
+from support.stub_control import StubControl
 
 WAIT_MS = 30_000
+FAKE_SETUP = str(Path(__file__).parent / "support" / "fake-claude-setup-token")
+FAKE_URL = "https://claude.ai/oauth/authorize?code=true&client_id=fake&state=xyz"
 
 
 @pytest.fixture
@@ -88,22 +91,42 @@ async def test_an_operator_prompts_a_real_harness_through_the_front_door(
         await expect(log).to_contain_text("echo: hello pia")
 
 
-async def test_login_and_cancel_work_through_the_front_door(swarm: Swarm, browser: Browser) -> None:
-    await swarm.hive.add_agent("alice", None)
-    control = StubControl("alice", needs_login=True)
-    sock = web_sock(swarm, "alice")
-    async with stub_behind_core(sock, control), agent_page(browser, swarm, "alice") as page:
-        await page.locator("#setup-start").click()
-        await expect(page.locator("#setup-url")).to_have_attribute("href", SETUP_URL)
-        await page.locator("#key").fill("sk-ant-api03-front-door")
-        await page.locator("#key-form button").click()
-        await expect(page.locator("#login-msg")).to_have_text("API key saved")
-        await expect(page.locator("#login")).to_be_hidden()
-        control.set_state("thinking")
-        await page.locator("#cancel").click()
-        await expect(page.locator("#cancel")).to_be_hidden()
-    assert control.called("save_api_key") == ["sk-ant-api03-front-door"]
-    assert control.called("cancel") == [None]
+async def test_login_is_the_cores_and_cancel_is_relayed_through_the_front_door(
+    config: Config, browser: Browser
+) -> None:
+    async with live_swarm(config, env={**ENV, "HYPERHIVE_CLAUDE_CLI": FAKE_SETUP}) as swarm:
+        await swarm.hive.add_agent("alice", None)
+        control = StubControl("alice", needs_login=True)
+        sock = web_sock(swarm, "alice")
+        async with stub_behind_core(sock, control), agent_page(browser, swarm, "alice") as page:
+            # The core runs claude setup-token (a stand-in here) and keeps the token.
+            await page.locator("#setup-start").click()
+            await expect(page.locator("#setup-url")).to_have_attribute("href", FAKE_URL)
+            await page.locator("#code").fill("good-code#state")
+            await page.locator("#code-form button").click()
+            await expect(page.locator("#login-msg")).to_have_text(
+                "logged in: the token is saved for alice"
+            )
+            token = Credential("oauth_token", "sk-ant-oat01-" + "A" * 40)
+            assert swarm.hive.credentials.for_agent("alice") == token
+            # A key for the whole hive: every agent without one of its own uses it.
+            await page.locator("#login-hive").check()
+            await page.locator("#key").fill("sk-ant-api03-front-door")
+            await page.locator("#key-form button").click()
+            await expect(page.locator("#login-msg")).to_have_text(
+                "API key saved for the whole hive"
+            )
+            assert "sk-ant-api03-front-door" not in await page.content()
+            assert "sk-ant-oat01-" not in await page.content()
+            control.set_state("thinking")
+            await page.locator("#cancel").click()
+            await expect(page.locator("#cancel")).to_be_hidden()
+        hive_key = Credential("api_key", "sk-ant-api03-front-door")
+        assert swarm.hive.credentials.for_agent("bob") == hive_key
+        assert swarm.hive.credentials.for_agent("alice") == token
+    # Nothing of a login reached the harness.
+    assert [c.name for c in control.calls if "login" in c.name or "token" in c.name] == []
+    assert control.called("save_api_key") == [] and control.called("cancel") == [None]
 
 
 async def test_a_tool_waits_link_goes_to_the_hive_root(swarm: Swarm, browser: Browser) -> None:

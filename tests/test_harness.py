@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import stat
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,6 @@ from hyperhive.agent.fake_engine import Hang, ScriptedEngine, Step
 from hyperhive.agent.settings import AgentSettings
 from hyperhive.client import Client
 from hyperhive.core.hive import Hive
-from hyperhive.errors import BadRequest
 from support.running import RunningAgent
 
 WAIT = 10.0
@@ -261,15 +259,27 @@ async def test_without_credentials_the_agent_asks_for_a_login(
     try:
         await agent.next_kind("state", state="offline", reason="login")
         assert agent.harness.status().needs_login
-        with pytest.raises(BadRequest, match="does not look like"):
-            await agent.harness.save_api_key("short")
-        saved = await agent.harness.save_api_key("sk-ant-api03-pasted-key")
-        assert saved.ok and not agent.harness.status().needs_login
-        await agent.next_kind("state", state="idle")
     finally:
         await agent.stop()
-    key_file = alice.claude_dir / "hyperhive-api-key"
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+async def test_behind_the_gateway_the_login_is_the_cores_and_the_harness_takes_no_key(
+    hive: Hive, alice: AgentSettings
+) -> None:
+    behind = replace(alice, api_socket=alice.socket.parent / "api.sock")
+    agent = start(behind, ScriptedEngine(), env={})
+    try:
+        await agent.next_kind("state", state="offline", reason="login")
+        assert agent.harness.status().needs_login
+        refused = await agent.harness.save_api_key("sk-ant-api03-pasted-key")
+        assert not refused.ok and "dashboard" in refused.message
+        async with await Client.connect(hive.config.host_socket) as op:
+            await op.call("login_save", agent="alice", kind="api_key", value="sk-ant-api03-k")
+        await agent.next_kind("state", state="idle")
+        assert not agent.harness.status().needs_login
+    finally:
+        await agent.stop()
+    assert list(alice.claude_dir.glob("*hyperhive*")) == []
     assert b"pasted-key" not in alice.history_db.read_bytes()
 
 

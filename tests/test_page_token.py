@@ -43,10 +43,10 @@ def test_containers_get_the_digest_of_their_page_key_never_the_token(config: Con
         {
             "HYPERHIVE_OPERATOR_TOKEN": TOKEN,
             "HYPERHIVE_PAGE_KEY_DIGEST": "0" * 64,  # the core's own, if any, is not passed on
-            "ANTHROPIC_API_KEY": "sk-x",
+            "HYPERHIVE_LOG_LEVEL": "INFO",
         }
     )
-    assert env == {"ANTHROPIC_API_KEY": "sk-x"}
+    assert env == {"HYPERHIVE_LOG_LEVEL": "INFO"}
     spec = build_spec(config, "alice", AgentConfig(), config.state_dir, "sha", env, TOKEN)
     values = "".join(spec.env.values())
     assert TOKEN not in values and page_key(TOKEN, "alice") not in values

@@ -12,6 +12,7 @@ import itertools
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,10 +20,10 @@ import pytest
 from hyperhive.agent.engine import EngineError, EngineEvent, EngineUnavailable, NotLoggedIn
 from hyperhive.agent.failures import Backoff
 from hyperhive.agent.fake_engine import EndWith, Hang, Raise, Script, ScriptedEngine, Step
-from hyperhive.agent.login import Credentials
 from hyperhive.agent.settings import AgentSettings
 from hyperhive.client import Client
 from hyperhive.config import Config
+from hyperhive.core.gateway.seams import Credential
 from hyperhive.core.hive import Hive
 from support.bus import BusWatcher
 from support.running import RunningAgent
@@ -46,19 +47,22 @@ def waiting(config: Config, mid: int) -> bool:
     return stored(config, mid) == (None, 0, None, None)
 
 
-async def test_the_first_message_to_an_agent_without_a_login_is_handled_after_the_login(
+async def test_a_message_whose_turn_found_no_login_is_handled_after_the_login(
     hive: Hive, alice: AgentSettings
 ) -> None:
-    credentials = Credentials(alice.claude_dir, {})
+    # The hive holds a key the engine is refused with; the agent's own, saved later, works.
+    hive.credentials.save("api_key", "sk-ant-api03-revoked-key")
+    saved = Credential("api_key", "sk-ant-api03-saved-on-the-page")
 
     def script(prompt: str) -> Sequence[Step]:
-        if not credentials.available():
+        if hive.credentials.for_agent("alice") != saved:
             return [Raise(NotLoggedIn("Not logged in · Please run /login"))]
         return [EngineEvent("assistant", {"text": "hello back"})]
 
-    agent = start(alice, ScriptedEngine(script), env={})
+    behind = replace(alice, api_socket=alice.socket.parent / "api.sock")
+    agent = start(behind, ScriptedEngine(script), env={})
     try:
-        await agent.next_kind("state", state="offline", reason="login")
+        await agent.next_kind("state", state="idle")
         mid = await send_as_operator(hive, "alice", "first words")
         first = await agent.next_kind("turn_start", message_id=mid)
         failed = await agent.next_kind("turn_end", turn=first.id)
@@ -69,7 +73,8 @@ async def test_the_first_message_to_an_agent_without_a_login_is_handled_after_th
         assert (status.state, status.reason, status.needs_login) == ("offline", "login", True)
         assert waiting(hive.config, mid) and hive.broker.pending() == {"alice": 1}
 
-        await agent.harness.save_api_key("sk-ant-api03-saved-on-the-page")
+        async with await Client.connect(hive.config.host_socket) as op:
+            await op.call("login_save", agent="alice", kind=saved.kind, value=saved.value)
         again = await agent.next_kind("turn_start", message_id=mid)
         done = await agent.next_kind("turn_end", turn=again.id)
         assert done.data["ok"] is True

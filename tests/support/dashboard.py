@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -34,11 +34,12 @@ WAIT = 30.0
 TOKEN = "swarm-operator-token-0123456789"
 
 
-def make_hive(config: Config, token: str = TOKEN) -> Hive:
+def make_hive(config: Config, token: str = TOKEN, env: Mapping[str, str] | None = None) -> Hive:
+    """``env``: the core's, in place of :data:`ENV`."""
     backend = choose(
         "bwrap", work_dir=config.state_dir / "backend", hide=(config.state_dir, config.run_dir)
     )
-    return Hive(config, backend, env=ENV, operator_token=token)
+    return Hive(config, backend, env=ENV if env is None else env, operator_token=token)
 
 
 @dataclass
@@ -95,9 +96,11 @@ async def run(*argv: str, cwd: str | None = None) -> str:
 
 
 @contextlib.asynccontextmanager
-async def live_swarm(config: Config, *, token: str = TOKEN) -> AsyncIterator[Swarm]:
+async def live_swarm(
+    config: Config, *, token: str = TOKEN, env: Mapping[str, str] | None = None
+) -> AsyncIterator[Swarm]:
     """A started hive with an external hm1nd, and its dashboard on an ephemeral port."""
-    hive = make_hive(config, token)
+    hive = make_hive(config, token, env)
     await hive.start(manager=False)
     try:
         await hive.add_agent("hm1nd", None)

@@ -3,6 +3,11 @@
 Point the real Claude Code CLI at it with ``FakeAnthropic.env()``; script it
 with e.g. ``Turns(reply_tool_use("mcp__hive__send", {...}), reply_text("done"))``.
 The CLI behaviour it is shaped around: docs/notes/claude-cli-fake-api.md.
+
+For the gateway's tests it also reports what it billed (``usage=`` on a reply, cache
+tokens included; ``served_usage``), answers a storm of 529s on demand (``storm``),
+counts the requests it is answering (``in_flight``, ``max_in_flight``), and keeps the
+auth headers it got in ``RecordedRequest.auth`` (never in a repr).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]  # API key headers are redacted
     body: dict[str, Any]
+    # The auth headers as sent, for tests that check whose key came (never printed).
+    auth: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def model(self) -> str | None:
@@ -136,9 +143,14 @@ def _content_text(content: Any) -> str:
     return ""
 
 
+# What a reply reports it used unless told otherwise (the API's ``usage`` fields).
+DEFAULT_USAGE: dict[str, int] = {"input_tokens": 10, "output_tokens": 5}
+
+
 @dataclass(frozen=True)
 class TextReply:
     text: str
+    usage: dict[str, int] | None = None  # None: DEFAULT_USAGE
 
 
 @dataclass(frozen=True)
@@ -152,6 +164,7 @@ class ToolCall:
 class ToolUseReply:
     calls: tuple[ToolCall, ...]
     text: str | None = None
+    usage: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +180,7 @@ class ErrorReply:
     status: int
     error_type: str
     message: str
+    headers: tuple[tuple[str, str], ...] = ()  # e.g. retry-after, request-id
 
 
 @dataclass
@@ -183,6 +197,7 @@ class HangReply:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+    usage: dict[str, int] | None = None
 
 
 Reply: TypeAlias = TextReply | ToolUseReply | ErrorReply | HangReply
@@ -190,20 +205,28 @@ Script: TypeAlias = Callable[[RecordedRequest], Reply | Awaitable[Reply]]
 _REPLY_TYPES = (TextReply, ToolUseReply, ErrorReply, HangReply)
 
 
-def reply_text(text: str) -> TextReply:
-    return TextReply(text)
+def reply_text(text: str, *, usage: dict[str, int] | None = None) -> TextReply:
+    return TextReply(text, usage)
 
 
 def reply_tool_use(
-    name: str, tool_input: dict[str, Any], *, text: str | None = None
+    name: str,
+    tool_input: dict[str, Any],
+    *,
+    text: str | None = None,
+    usage: dict[str, int] | None = None,
 ) -> ToolUseReply:
-    return ToolUseReply((ToolCall(name, tool_input),), text)
+    return ToolUseReply((ToolCall(name, tool_input),), text, usage)
 
 
 def reply_error(
-    status: int = 500, error_type: str = "api_error", message: str = "fake error"
+    status: int = 500,
+    error_type: str = "api_error",
+    message: str = "fake error",
+    *,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> ErrorReply:
-    return ErrorReply(status, error_type, message)
+    return ErrorReply(status, error_type, message, headers)
 
 
 def tool_search_reply(names: list[str]) -> ToolUseReply:
@@ -297,6 +320,42 @@ class FakeAnthropic:
         self._hangs: list[HangReply] = []
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
+        # Seconds every /v1/messages answer takes before its head: the network and the
+        # model, so that concurrent requests overlap as they do against the real API.
+        self.latency = 0.0
+        self.in_flight = 0  # requests being answered now
+        self.max_in_flight = 0
+        self.served_usage: list[dict[str, int]] = []  # each 2xx message's usage, in order
+        self.storm_answers = 0  # 529s (or so) answered by storms
+        self._storm: _Storm | None = None
+
+    def storm(
+        self,
+        requests: int | None = None,
+        *,
+        retry_after: str | None = "1",
+        status: int = 529,
+        error_type: str = "overloaded_error",
+    ) -> None:
+        """The next ``requests`` requests to /v1/messages (None: all, until
+        :meth:`end_storm`) answer ``status`` with a ``retry-after`` header, without
+        playing the script."""
+        self._storm = _Storm(requests, retry_after, status, error_type)
+
+    def end_storm(self) -> None:
+        self._storm = None
+
+    def _storm_reply(self) -> ErrorReply | None:
+        storm = self._storm
+        if storm is None:
+            return None
+        if storm.left is not None:
+            storm.left -= 1
+            if storm.left <= 0:
+                self._storm = None
+        self.storm_answers += 1
+        headers = (("retry-after", storm.retry_after),) if storm.retry_after is not None else ()
+        return ErrorReply(storm.status, storm.error_type, "fake-anthropic: storm", headers)
 
     @property
     def base_url(self) -> str:
@@ -333,6 +392,9 @@ class FakeAnthropic:
         # Bound before uvicorn runs, so the port is known at once and early
         # connections wait in the backlog instead of being refused.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Inherited by every accepted connection: an answer is written in several
+        # pieces, and without it each waits for the client's delayed ACK (40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))
         sock.listen(64)
         self.port = sock.getsockname()[1]
@@ -364,6 +426,14 @@ class FakeAnthropic:
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = bytearray()
         while True:
             message = await receive()
@@ -377,9 +447,10 @@ class FakeAnthropic:
         except ValueError:
             body = {"_raw": raw.decode(errors="replace")}
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        headers.update({k: "<redacted>" for k in _SECRET_HEADERS & headers.keys()})
+        auth = {k: headers[k] for k in _SECRET_HEADERS & headers.keys()}
+        headers.update({k: "<redacted>" for k in auth})
         request = RecordedRequest(
-            scope["method"], scope["path"], scope["query_string"].decode(), headers, body
+            scope["method"], scope["path"], scope["query_string"].decode(), headers, body, auth
         )
         async with self._changed:
             self.requests.append(request)
@@ -387,11 +458,15 @@ class FakeAnthropic:
 
         route = (request.method, request.path)
         if route == ("POST", "/v1/messages"):
-            try:
-                reply = await _resolve(self.script, request)
-            except Exception as exc:  # noqa: BLE001 - re-raised by __aexit__
-                self.script_errors.append(exc)
-                reply = ErrorReply(500, "api_error", f"fake-anthropic script raised {exc!r}")
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            reply: Reply | None = self._storm_reply()
+            if reply is None:
+                try:
+                    reply = await _resolve(self.script, request)
+                except Exception as exc:  # noqa: BLE001 - re-raised by __aexit__
+                    self.script_errors.append(exc)
+                    reply = ErrorReply(500, "api_error", f"fake-anthropic script raised {exc!r}")
             await self._answer(request, reply, receive, send)
         elif route == ("POST", "/v1/messages/count_tokens"):
             await _send_json(send, 200, {"input_tokens": len(raw) // 4})
@@ -408,9 +483,11 @@ class FakeAnthropic:
     ) -> None:
         if isinstance(reply, ErrorReply):
             error = {"type": reply.error_type, "message": reply.message}
-            await _send_json(send, reply.status, {"type": "error", "error": error})
+            payload = {"type": "error", "error": error}
+            await _send_json(send, reply.status, payload, reply.headers)
             return
         blocks = self._blocks(reply)
+        usage = dict(reply.usage or DEFAULT_USAGE)
         stop_reason = "tool_use" if isinstance(reply, ToolUseReply) else "end_turn"
         message = {
             "id": f"msg_fake_{next(self._ids):04d}",
@@ -420,8 +497,9 @@ class FakeAnthropic:
             "content": blocks,
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {"input_tokens": 10, "output_tokens": 5},
+            "usage": usage,
         }
+        self.served_usage.append(usage)
         if not request.body.get("stream"):
             await _send_json(send, 200, message)
             return
@@ -452,7 +530,8 @@ class FakeAnthropic:
             )
         end = {"stop_reason": stop_reason, "stop_sequence": None}
         await emit(
-            _sse("message_delta", delta=end, usage={"output_tokens": 5}) + _sse("message_stop")
+            _sse("message_delta", delta=end, usage={"output_tokens": usage.get("output_tokens", 0)})
+            + _sse("message_stop")
         )
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -504,8 +583,19 @@ class FakeAnthropic:
         return blocks
 
 
-async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+@dataclass
+class _Storm:
+    left: int | None
+    retry_after: str | None
+    status: int
+    error_type: str
+
+
+async def _send_json(
+    send: Send, status: int, payload: dict[str, Any], extra: tuple[tuple[str, str], ...] = ()
+) -> None:
     body = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers += [(k.encode(), v.encode()) for k, v in extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -35,12 +35,13 @@ from claude_agent_sdk import (
     UserMessage,
 )
 
+from hyperhive.agent.api_forward import LOOPBACK, ApiForwarder
 from hyperhive.agent.engine import EngineError, EngineEvent, EngineUnavailable
-from hyperhive.agent.login import Credentials
 from hyperhive.agent.permissions import Ask, Gate, core_ask
 from hyperhive.agent.prompts import system_prompt
 from hyperhive.agent.settings import AgentSettings
 from hyperhive.agent.tools import HiveTools, allowed_tools
+from hyperhive.secret_env import is_secret_name
 from hyperhive.tool_defaults import BUILTINS, INFRASTRUCTURE
 from hyperhive.tool_match import FILE_EDIT, FILE_READ, Where
 from hyperhive.tool_rules import Rule, ToolPolicy
@@ -54,7 +55,12 @@ TOOL_RESULT_LIMIT: Final = 4000
 MISSING_SESSION: Final = "No conversation found"
 # Forwarded from the harness's environment into the CLI's; nothing else is
 # chosen for it here (the SDK passes the rest of os.environ through).
-FORWARD_PREFIXES: Final = ("ANTHROPIC_", "CLAUDE_CODE_", "CLAUDE_CONFIG_DIR")
+FORWARD_PREFIXES: Final = ("CLAUDE_CODE_", "CLAUDE_CONFIG_DIR")
+# Without the core's gateway (a harness run by hand), the CLI's own API settings too.
+DIRECT_PREFIXES: Final = ("ANTHROPIC_",)
+# What the CLI sends as its key behind the gateway: no secret, the gateway drops it and
+# authenticates the request with the credential only the core holds.
+GATEWAY_KEY: Final = "hyperhive-gateway"
 
 
 class ClaudeEngine:
@@ -62,7 +68,6 @@ class ClaudeEngine:
         self,
         settings: AgentSettings,
         tools: HiveTools,
-        credentials: Credentials,
         *,
         role: str | None = None,
         env: Mapping[str, str] | None = None,
@@ -71,7 +76,6 @@ class ClaudeEngine:
     ) -> None:
         self._settings = settings
         self._tools = tools
-        self._credentials = credentials
         self._role = role
         self._env = dict(os.environ if env is None else env)
         self._cli_path = cli_path
@@ -84,6 +88,8 @@ class ClaudeEngine:
         self._idle_close: asyncio.Task[None] | None = None
         # The CLI's word for the API error of the running turn, if it had one.
         self._api_error: str | None = None
+        # The CLI's way to the core's gateway, open while a CLI runs (None: no gateway).
+        self._forwarder = None if settings.api_socket is None else ApiForwarder(settings.api_socket)
 
     @property
     def session_id(self) -> str | None:
@@ -109,9 +115,8 @@ class ClaudeEngine:
         except OSError as exc:
             log.warning("cannot persist the session id: %s", exc.strerror)
 
-    def _options(self) -> ClaudeAgentOptions:
-        env = {k: v for k, v in self._env.items() if k.startswith(FORWARD_PREFIXES)}
-        env |= self._credentials.engine_env()
+    def _options(self, gateway_port: int | None) -> ClaudeAgentOptions:
+        env = engine_env(self._env, os.environ, gateway_port)
         env["CLAUDE_CONFIG_DIR"] = str(self._settings.claude_dir)
         self._settings.state_dir.mkdir(parents=True, exist_ok=True)
         self._settings.workspace.mkdir(parents=True, exist_ok=True)
@@ -169,7 +174,8 @@ class ClaudeEngine:
         return self._client
 
     async def _connect(self) -> ClaudeSDKClient:
-        client = ClaudeSDKClient(self._options())
+        port = None if self._forwarder is None else await self._forwarder.start()
+        client = ClaudeSDKClient(self._options(port))
         with warnings.catch_warnings():
             # Whole-tool allow rules never reach can_use_tool, the SDK warns:
             # that is their point (the CLI runs allowed calls unasked).
@@ -273,6 +279,26 @@ class ClaudeEngine:
         if client is not None:
             with contextlib.suppress(ClaudeSDKError, OSError):
                 await client.disconnect()
+        if self._forwarder is not None:
+            await self._forwarder.close()
+
+
+def engine_env(
+    env: Mapping[str, str], inherited: Mapping[str, str], gateway_port: int | None
+) -> dict[str, str]:
+    """The CLI's env settings from the harness's ``env``. Behind the gateway
+    (``gateway_port``): its address and a placeholder key, and every secret-looking
+    variable of ``env`` or of the process env the SDK passes through (``inherited``)
+    blanked, so the CLI and every tool it runs see no credential at all."""
+    if gateway_port is None:
+        return {k: v for k, v in env.items() if k.startswith((*FORWARD_PREFIXES, *DIRECT_PREFIXES))}
+    chosen = {
+        k: v for k, v in env.items() if k.startswith(FORWARD_PREFIXES) and not is_secret_name(k)
+    }
+    chosen |= {k: "" for k in (*env, *inherited) if is_secret_name(k)}
+    chosen["ANTHROPIC_BASE_URL"] = f"http://{LOOPBACK}:{gateway_port}"
+    chosen["ANTHROPIC_API_KEY"] = GATEWAY_KEY
+    return chosen
 
 
 def permission_options(policy: ToolPolicy) -> dict[str, Any]:

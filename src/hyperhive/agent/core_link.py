@@ -18,6 +18,7 @@ import logging
 from typing import Any, Final
 
 from hyperhive.agent import tool_requests
+from hyperhive.agent.core_login import watch_logins
 from hyperhive.agent.failures import Backoff, Failed, Retry
 from hyperhive.agent.history import History
 from hyperhive.agent.login import Credentials
@@ -60,6 +61,18 @@ class CoreLink:
         self._troubles = 0  # failures in a row that were not the message's fault
 
     async def run(self) -> None:
+        # Behind the gateway, the core says whether we are logged in, and when that changes.
+        watch = None
+        if self.settings.api_socket is not None:
+            watch = asyncio.create_task(watch_logins(self.settings.socket, self._presence))
+        try:
+            await self._serve()
+        finally:
+            if watch is not None:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
+
+    async def _serve(self) -> None:
         backoff = BACKOFF_START
         while not self._stopping.is_set():
             try:
@@ -148,25 +161,21 @@ class CoreLink:
             self._presence.set(backoff=None)
 
     async def _until_logged_in(self, recheck: float) -> None:
-        """Until a login is saved on the page, or credentials appear by other means."""
-        mark = self._credential_mark()
+        """Until a login is saved (on the page, in the core), or credentials appear by
+        other means."""
+        behind_gateway = self.settings.api_socket is not None
+        mark = self.credentials.mark()
         while not self._presence.state.logged_in and not self._stopping.is_set():
             self._presence.login.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(recheck, LOGIN_RECHECK_MAX)):
-                    await self._presence.login.wait()
+                    await self._presence.login.wait()  # set by the watch behind the gateway
             recheck *= 2
-            if self._credential_mark() != mark and self.credentials.available():
+            if behind_gateway:
+                continue
+            if self.credentials.mark() != mark and self.credentials.available():
                 self._turns.restart_engine = True
                 self._presence.set(logged_in=True)
-
-    def _credential_mark(self) -> tuple[int, int | None]:
-        """Changes when the credentials do (the hash never leaves this process)."""
-        try:
-            stamp = (self.credentials.claude_dir / ".credentials.json").stat().st_mtime_ns
-        except OSError:
-            stamp = None
-        return hash(tuple(self.credentials.secrets())), stamp
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -20,7 +20,7 @@ from hyperhive.agent.core_link import CoreLink
 from hyperhive.agent.engine import Engine
 from hyperhive.agent.failures import Backoff
 from hyperhive.agent.history import History
-from hyperhive.agent.login import Credentials, LoginError, SetupTokenFlow
+from hyperhive.agent.login import ELSEWHERE, Credentials
 from hyperhive.agent.model import ModelFile
 from hyperhive.agent.presence import Presence
 from hyperhive.agent.prompts import HELP
@@ -37,7 +37,6 @@ class Harness:
         history: History,
         credentials: Credentials,
         *,
-        setup_token: SetupTokenFlow | None = None,
         clock: Callable[[], float] = time.time,
         backoff: Backoff | None = None,
     ) -> None:
@@ -45,7 +44,6 @@ class Harness:
         self.engine = engine
         self._history = history
         self.credentials = credentials
-        self._setup_token = setup_token
         self._model_file = ModelFile(settings.model_file)
         self._presence = Presence(history, clock)
         self._turns = Turns(settings, engine, history, self._presence)
@@ -73,7 +71,9 @@ class Harness:
         model = model or self.settings.default_model
         if model:
             await self.engine.set_model(model)
-        self._presence.set(logged_in=self.credentials.available())
+        if self.settings.api_socket is None:
+            self._presence.set(logged_in=self.credentials.available())
+        # Behind the gateway the core says, once connected (agent/core_link.py).
         tasks = [asyncio.create_task(self._link.run()), asyncio.create_task(self._turns.run())]
         try:
             await self._stopping.wait()
@@ -167,31 +167,14 @@ class Harness:
             return CommandResult(False, "no turn is running")
         return CommandResult(True, "cancelling the running turn")
 
+    # The page the harness serves on its own port still offers a login form; the harness
+    # takes no key (the core's page does, and keeps it): each says where to go instead.
+
     async def save_api_key(self, key: str) -> CommandResult:
-        self.credentials.save_api_key(key)
-        self._turns.restart_engine = True
-        self._presence.set(logged_in=True)
-        self._history.publish("notice", {"level": "info", "text": "API key saved"})
-        return CommandResult(True, "API key saved")
+        return CommandResult(False, ELSEWHERE)
 
     async def start_setup_token(self) -> CommandResult:
-        if self._setup_token is None:
-            return CommandResult(False, "setup-token is not available here")
-        try:
-            url = await self._setup_token.start()
-        except LoginError as exc:
-            return CommandResult(False, exc.message)
-        return CommandResult(True, url)
+        return CommandResult(False, ELSEWHERE)
 
     async def finish_setup_token(self, code: str) -> CommandResult:
-        if self._setup_token is None:
-            return CommandResult(False, "setup-token is not available here")
-        try:
-            token = await self._setup_token.finish(code)
-        except LoginError as exc:
-            return CommandResult(False, exc.message)
-        self.credentials.save_oauth_token(token)
-        self._turns.restart_engine = True
-        self._presence.set(logged_in=True)
-        self._history.publish("notice", {"level": "info", "text": "login token saved"})
-        return CommandResult(True, "logged in")
+        return CommandResult(False, ELSEWHERE)

@@ -56,6 +56,10 @@ class AgentSettings:
     tools: ToolPolicy = field(default_factory=partial(defaults, isolated=False, manager=False))
     # Where the page listens for the core's front door; None: next to the core socket.
     web_socket_path: Path | None = None
+    # The core's model gateway (``/run/hive/api.sock`` in a container): the CLI talks to
+    # the API only through it, with no key of its own. None: the CLI uses whatever
+    # credentials its environment has (a harness run by hand, tests of the engine).
+    api_socket: Path | None = None
 
     @property
     def web_socket(self) -> Path:
@@ -96,6 +100,7 @@ def resolve(
     state_dir = Path(state or env.get("HYPERHIVE_AGENT_STATE") or "/state")
     env_port = env.get("HYPERHIVE_AGENT_PORT")
     web_socket = env.get("HYPERHIVE_AGENT_WEB_SOCKET")
+    api_socket = env.get("HYPERHIVE_AGENT_API_SOCKET")
     return AgentSettings(
         name=chosen,
         role=role,
@@ -115,6 +120,7 @@ def resolve(
         else None,
         tools=tool_policy(env.get("HYPERHIVE_TOOL_POLICY"), manager=role == "manager"),
         web_socket_path=Path(web_socket) if web_socket else None,
+        api_socket=Path(api_socket) if api_socket else None,
     )
 
 

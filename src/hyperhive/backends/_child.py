@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -108,6 +109,16 @@ def _reap(popen: subprocess.Popen[bytes]) -> int:
     return popen.wait()
 
 
+def niced(nice: int) -> list[str]:
+    """A command prefix that runs a command at niceness ``nice`` (none for 0)."""
+    if nice == 0:
+        return []
+    found = shutil.which("nice")
+    if found is None:
+        raise BackendError("nice (coreutils) is needed to run agents below the core")
+    return [found, "-n", str(nice)]
+
+
 async def spawn(
     name: str,
     argv: Sequence[str],
@@ -115,8 +126,13 @@ async def spawn(
     cwd: Path | None,
     output: OutputSink,
     pass_fds: Sequence[int] = (),
+    *,
+    nice: int = 0,
 ) -> Child:
+    """Run ``argv`` in its own session, its output lines to ``output``; ``nice``: the
+    niceness it and everything it starts run at (inherited, so no agent can undo it)."""
     loop = asyncio.get_running_loop()
+    argv = [*niced(nice), *argv]
     read_fd, write_fd = os.pipe()
     try:
         popen = _popen(argv, env, cwd, write_fd, pass_fds)

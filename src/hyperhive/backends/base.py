@@ -49,6 +49,9 @@ class ContainerSpec:
     uid: int | None = None
     # The agent's workspace, its cwd (``/work``); None for specs that have none.
     work_dir: Path | None = None
+    # The niceness of everything in it: agents run below the core, so a busy or hostile
+    # one cannot starve the core's answers (hyperhive.config.DEFAULT_AGENT_NICE).
+    nice: int = 0
 
     @property
     def container(self) -> str:

@@ -40,6 +40,14 @@ means SIGKILL of the outer bwrap collapses the whole pid namespace.
 The environment is exactly :func:`sandbox_env` (nothing of the core's leaks
 in), handed to bwrap as its own environment rather than ``--setenv``.
 
+Network: every sandbox has a network namespace of its own. With ``network =
+false`` it has only its loopback, and the unix sockets in ``/run/hive`` are its
+only ways out; with ``network = true`` a user-mode stack (:mod:`.user_net`)
+gives it a default route that never reaches the host's loopback, and the
+sandbox's command waits (``--block-fd``) until that stack is up. A host
+resolver on loopback would be the sandbox's own, empty loopback in there: the
+sandbox then gets a resolv.conf naming the stack's resolver instead.
+
 Memory: see :func:`hyperhive.backends.process.memory_limit_argv`.
 """
 
@@ -52,14 +60,22 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import hyperhive
 from hyperhive.backends._child import Child, descendants, kill_group, kill_tree, spawn
 from hyperhive.backends.base import BackendError, ContainerSpec, OutputSink, give_dirs
-from hyperhive.backends.process import ProcessBackend, memory_limit_argv
+from hyperhive.backends.process import KILL_TIMEOUT, ProcessBackend, memory_limit_argv
+from hyperhive.backends.user_net import (
+    DEFAULT_TOOLS,
+    HOST_RESOLV,
+    MISSING,
+    UserNet,
+    find_tool,
+    place_resolv,
+)
 
 # Host top-level entries never shown: virtual filesystems get fresh instances,
 # the rest may hold other agents' files or the operator's credentials.
@@ -110,14 +126,19 @@ def bwrap_argv(
     needed: Sequence[Path] | None = None,
     setpriv: str | None = None,
     info_fd: int | None = None,
+    block_fd: int | None = None,
+    resolv_conf: Path | None = None,
 ) -> list[str]:
     """The whole command line; with ``setpriv`` (the core runs as root) the
-    agent runs as ``spec.uid`` with no capabilities."""
+    agent runs as ``spec.uid`` with no capabilities. ``block_fd``: the sandbox's
+    command waits for a byte (or EOF) there; ``resolv_conf``: bound over
+    /etc/resolv.conf."""
     hidden = [*ALWAYS_HIDDEN, *(Path(os.path.realpath(p)) for p in hide), WORK]
     args = [
         bwrap,
         *(["--info-fd", str(info_fd)] if info_fd is not None else []),
-        "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+        *(["--block-fd", str(block_fd)] if block_fd is not None else []),
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
         "--hostname", spec.container,
         "--die-with-parent", "--new-session",
         *host_view(),
@@ -135,6 +156,8 @@ def bwrap_argv(
         elif path in ALWAYS_HIDDEN or path == WORK or not _under(path, ALWAYS_HIDDEN):
             args += ["--tmpfs", str(path)]
     args += _run_links()
+    if resolv_conf is not None:
+        args += ["--ro-bind", str(resolv_conf), "/etc/resolv.conf"]
     for path in needed if needed is not None else harness_paths():
         if _under(path, hidden):
             args += [*_mount_point_parents(path, hidden), "--ro-bind", str(path), str(path)]
@@ -148,8 +171,6 @@ def bwrap_argv(
     # The sandbox root is bwrap's own tmpfs: writable until every mount point
     # exists, then read-only so the agent's only writable places are its binds.
     args += ["--remount-ro", "/"]
-    if not spec.network:
-        args.append("--unshare-net")
     args += ["--chdir", "/work" if spec.work_dir is not None else "/state"]
     return [*memory_limit_argv(spec.memory_mb), *args, *_privileges(spec, setpriv)]
 
@@ -244,9 +265,16 @@ class BwrapBackend(ProcessBackend):
         stop_timeout: float = 10.0,
         bwrap: str = "bwrap",
         privileged: bool | None = None,
+        user_net: Sequence[str] = DEFAULT_TOOLS,
+        host_resolv: Path = HOST_RESOLV,
     ) -> None:
         self._hide = tuple(hide)
         self._bwrap = bwrap
+        # Chosen once: the stack network = true sandboxes get (None: they cannot start).
+        self.net_tool = find_tool(user_net)
+        self._host_resolv = host_resolv
+        self._nets: dict[str, UserNet] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         # Whether bwrap runs as root, and so must drop to the agent's uid itself.
         self.agent_uids = os.geteuid() == 0 if privileged is None else privileged
         super().__init__(work_dir, stop_timeout=stop_timeout)
@@ -254,40 +282,93 @@ class BwrapBackend(ProcessBackend):
     def _announce(self) -> None:
         pass  # isolated: nothing to warn about
 
-    def _argv(self, spec: ContainerSpec, info_fd: int | None = None) -> list[str]:
+    def _argv(
+        self, spec: ContainerSpec, info_fd: int | None = None, block_fd: int | None = None
+    ) -> list[str]:
         setpriv = None
         if self.agent_uids:
             setpriv = shutil.which("setpriv")
             if setpriv is None:
                 raise BackendError("setpriv (util-linux) is needed to run agents unprivileged")
+        resolv = self._resolv_path(spec)
         return bwrap_argv(
-            spec, hide=self._hide, bwrap=self._bwrap, setpriv=setpriv, info_fd=info_fd
-        )
+            spec, hide=self._hide, bwrap=self._bwrap, setpriv=setpriv, info_fd=info_fd,
+            block_fd=block_fd, resolv_conf=resolv if resolv.is_file() else None,
+        )  # fmt: skip
 
     async def _spawn(self, spec: ContainerSpec, output: OutputSink) -> Child:
         info, theirs = os.pipe()
         watched, lifeline = os.pipe()  # the write end never leaves the core
+        # The sandbox's command waits on gate until the network stack is up.
+        gate, opened = os.pipe() if spec.network else (None, None)
         env = {**self._env(spec), LIFELINE_ENV: str(watched)}
+        theirs_all = (theirs, watched, *([gate] if gate is not None else []))
         try:
-            argv = self._argv(spec, info_fd=theirs)
+            argv = self._argv(spec, info_fd=theirs, block_fd=gate)
             child = await spawn(
-                spec.name, argv, env, self._cwd(spec), output, pass_fds=(theirs, watched)
+                spec.name, argv, env, self._cwd(spec), output, pass_fds=theirs_all, nice=spec.nice
             )
         except BaseException:
-            os.close(info)
-            os.close(lifeline)
+            for fd in (info, lifeline, opened):
+                if fd is not None:
+                    os.close(fd)
             raise
         finally:
-            os.close(theirs)
-            os.close(watched)
+            for fd in theirs_all:
+                os.close(fd)
         child.lifeline = lifeline
         child.exited.add_done_callback(lambda _: os.close(lifeline))
         child.sandbox_init = await _sandbox_init(info)
+        if opened is not None:
+            try:
+                await self._connect(spec, child)
+                with contextlib.suppress(BrokenPipeError):  # bwrap died meanwhile
+                    os.write(opened, b"1")
+            finally:
+                os.close(opened)  # after a failure the sandbox is dead already
         return child
 
+    async def _connect(self, spec: ContainerSpec, child: Child) -> None:
+        """Start the sandbox's network stack; a sandbox whose stack fails is killed."""
+        if child.sandbox_init is None or self.net_tool is None:
+            return  # bwrap failed early: its exit says why
+        try:
+            net = await UserNet.start(self.net_tool, spec.name, child.sandbox_init)
+        except BaseException:
+            kill_tree(child.pid, signal.SIGKILL)
+            kill_group(child.pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(child.exited), KILL_TIMEOUT)
+            await child.close_output(0.5)
+            raise
+        self._nets[spec.name] = net
+        # Tied to the container: it goes when the sandbox ends, however it ends.
+        child.exited.add_done_callback(lambda _: self._later(net.stop()))
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def user_net(self, name: str) -> UserNet | None:
+        """The network stack of ``name``'s running sandbox, if it has one."""
+        return self._nets.get(name)
+
+    async def stop(self, name: str) -> None:
+        await super().stop(name)
+        net = self._nets.pop(name, None)
+        if net is not None:
+            await net.stop()  # the same stop its sandbox's exit began: wait for the end
+
     def _prepare(self, spec: ContainerSpec) -> None:
+        if spec.network and self.net_tool is None:
+            raise BackendError(f"cannot start {spec.container}: {MISSING}")
         if self.agent_uids:
             give_dirs(spec)
+        place_resolv(self._resolv_path(spec), self._host_resolv if spec.network else None)
+
+    def _resolv_path(self, spec: ContainerSpec) -> Path:
+        return self._work_dir / f"{spec.container}.resolv.conf"
 
     def _env(self, spec: ContainerSpec) -> dict[str, str]:
         # bwrap passes its own environment on, so giving it exactly the

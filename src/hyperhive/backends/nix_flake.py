@@ -5,8 +5,11 @@ Pure text in, text out, so tests can parse and evaluate exactly what would run.
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import platform
 import re
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Final
 
@@ -22,6 +25,50 @@ NIX_SYSTEMS: Final = {
     "aarch64": "aarch64-linux",
     "arm64": "aarch64-linux",
 }
+
+
+# Each agent's container gets a pair of addresses from here: a /30 of its own, the host's
+# end (.1) and the container's (.2). Not nixos-container's own 10.233.x, so the hive's
+# containers never take an address an operator's hand-made container might want.
+ADDRESS_POOL: Final = ipaddress.IPv4Network("10.231.0.0/16")
+PAIRS: Final = ADDRESS_POOL.num_addresses // 4
+ADDRESS_LINE: Final = re.compile(r"^(?:HOST|LOCAL)_ADDRESS=([0-9.]+)(?:/[0-9]+)?$", re.M)
+
+
+def container_addresses(name: str, taken: Collection[str]) -> tuple[str, str]:
+    """(host address, local address) for ``name``'s private network: the pair hashed
+    from its name, so it stays the same, else the next one no other container holds."""
+    preferred = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % PAIRS
+    for step in range(PAIRS):
+        base = ADDRESS_POOL.network_address + 4 * ((preferred + step) % PAIRS)
+        host, local = str(base + 1), str(base + 2)
+        if host not in taken and local not in taken:
+            return host, local
+    raise BackendError(f"no private address pair left in {ADDRESS_POOL} for h-{name}")
+
+
+def taken_addresses(confs: Iterable[str]) -> set[str]:
+    """Every HOST_ADDRESS and LOCAL_ADDRESS the given container ``.conf`` texts hold."""
+    return {address for conf in confs for address in ADDRESS_LINE.findall(conf)}
+
+
+# network = false: the container keeps its veth (nixos-container always makes one) but
+# no interface but lo stays up, so nothing in it has a route anywhere; hive-agent, which
+# also gets a network namespace of its own, starts only once this has run.
+OFFLINE_UNIT: Final = r"""
+          systemd.services.hive-offline = {
+            description = "No network for this agent (network = false)";
+            wantedBy = [ "multi-user.target" ];
+            requiredBy = [ "hive-agent.service" ];
+            before = [ "hive-agent.service" ];
+            serviceConfig = { Type = "oneshot"; RemainAfterExit = true; };
+            script = ''
+              # /proc/net/dev lists this namespace's interfaces, whatever /sys shows.
+              for name in $(sed -n 's/^ *\([^:]*\):.*/\1/p' /proc/net/dev); do
+                [ "$name" = lo ] || ${pkgs.iproute2}/bin/ip link set dev "$name" down
+              done
+            '';
+          };"""
 
 
 def default_hyperhive_url() -> str:
@@ -89,6 +136,7 @@ def render_flake(
         else 'nixpkgs.follows = "hyperhive/nixpkgs";'
     )
     agent_nix = "\n        ./agent.nix" if with_agent_nix else ""
+    offline = "" if spec.network else OFFLINE_UNIT
     uid = f"\n            uid = {spec.uid};" if spec.uid is not None else ""
     env = "".join(
         f"\n            {nix_string(key)} = {nix_string(value)};"
@@ -109,9 +157,9 @@ def render_flake(
       system = {nix_string(system or nix_system())};
       modules = [
         hyperhive.nixosModules.hive-agent{agent_nix}
-        ({{ lib, ... }}: {{
+        ({{ lib, pkgs, ... }}: {{
           boot.isContainer = true;
-          networking.hostName = {nix_string(spec.container)};
+          networking.hostName = {nix_string(spec.container)};{offline}
           # claude-code is unfree: allowed here, for this one package only.
           nixpkgs.config.allowUnfreePredicate =
             pkg: builtins.elem (lib.getName pkg) [ "claude-code" ];

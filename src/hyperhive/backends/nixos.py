@@ -15,6 +15,14 @@ killed, printed nothing) says nothing about the container, so :meth:`wait`
 keeps waiting; only ``status_failures`` failures in a row make it give up,
 with a :class:`BackendError` that says so.
 
+Network: every container has a private network (a veth pair, ``--host-address``
+and ``--local-address`` from :func:`~hyperhive.backends.nix_flake.container_addresses`:
+the same pair for an agent each time, never one another container holds). With
+``network = true`` its default route is the host's end, and the host's NAT
+(``services.hive-c0re.nat``) takes it on; with ``network = false`` the
+container's flake brings every interface but ``lo`` down before the harness starts.
+127.0.0.1 in a container is its own: the host's loopback is out of reach.
+
 The harness's output goes to the container's journal
 (``journalctl -M h-<name> -u hive-agent``); the output sink only gets the
 tool's own lines from ``start``.
@@ -41,10 +49,12 @@ from hyperhive.backends.base import (
     give_dirs,
 )
 from hyperhive.backends.nix_flake import (
+    container_addresses,
     default_hyperhive_url,
     nspawn_flags,
     render_flake,
     secret_env_file,
+    taken_addresses,
     with_flags,
 )
 
@@ -106,8 +116,12 @@ class NixosBackend:
         if conf.exists():
             raise BackendError(f"container {spec.container} already exists")
         flake = self._write_flake(spec)
+        host, local = container_addresses(spec.name, self._taken_addresses())
         try:
-            await self._run(spec.name, "create", spec.container, "--flake", f"{flake}#container")
+            await self._run(
+                spec.name, "create", spec.container, "--flake", f"{flake}#container",
+                "--host-address", host, "--local-address", local,
+            )  # fmt: skip
         except BackendError:
             # The tool writes the .conf before building; a failed build leaves
             # a half-made container that would block the next create.
@@ -187,6 +201,14 @@ class NixosBackend:
         if self.agent_uids and spec.uid is None:
             raise BackendError(f"{spec.container}: a root core must give the agent a uid")
         return nspawn_flags(spec)
+
+    def _taken_addresses(self) -> set[str]:
+        """The addresses every container's ``.conf`` holds (the hive's and any other)."""
+        confs = []
+        for conf in sorted(self._conf_dir.glob("*.conf")):
+            with contextlib.suppress(OSError):
+                confs.append(conf.read_text())
+        return taken_addresses(confs)
 
     def _agent_dir(self, name: str) -> Path:
         return self._work_dir / f"h-{name}"

@@ -111,6 +111,7 @@ class ProcessBackend:
         env = {
             "HYPERHIVE_AGENT_NAME": spec.name,
             "HYPERHIVE_AGENT_SOCKET": str(spec.socket_dir / "mcp.sock"),
+            "HYPERHIVE_AGENT_API_SOCKET": str(spec.socket_dir / "api.sock"),
             "HYPERHIVE_AGENT_STATE": str(spec.state_dir),
             "HYPERHIVE_AGENT_WORK": str(spec.work_dir or spec.state_dir),
             "CLAUDE_CONFIG_DIR": str(spec.claude_dir),
@@ -139,7 +140,8 @@ class ProcessBackend:
         """Make the host ready for ``spec`` to start (nothing to do here)."""
 
     async def _spawn(self, spec: ContainerSpec, output: OutputSink) -> Child:
-        return await spawn(spec.name, self._argv(spec), self._env(spec), self._cwd(spec), output)
+        argv, env, cwd = self._argv(spec), self._env(spec), self._cwd(spec)
+        return await spawn(spec.name, argv, env, cwd, output, nice=spec.nice)
 
     # The Backend protocol.
 

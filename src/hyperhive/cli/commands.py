@@ -6,10 +6,11 @@ import argparse
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from hyperhive.cli import render, render_dead, render_work
+from hyperhive.cli import render, render_dead, render_usage, render_work
 from hyperhive.client import Client, call_retrying
 from hyperhive.errors import HiveError
 
@@ -160,6 +161,48 @@ async def _answer(client: Client, args: argparse.Namespace) -> Shown:
     return answered, lambda q: f"answered question #{q['id']}"
 
 
+async def _usage(client: Client, args: argparse.Namespace) -> Shown:
+    extra: dict[str, object] = {"agent": args.agent} if args.agent else {}
+    if args.since is not None:
+        extra["since"] = since_day(args.since, datetime.now(UTC).date())
+    return await client.call("usage", **extra), render_usage.usage
+
+
+def since_day(given: str, today: date) -> str:
+    """``YYYY-MM-DD`` as it is; ``Nd``: the last N days, today (UTC) included."""
+    if given.endswith("d") and given[:-1].isdigit() and 0 < int(given[:-1]) <= 100_000:
+        return (today - timedelta(days=int(given[:-1]) - 1)).isoformat()
+    return given  # the op checks it, and says what it wants
+
+
+def _limit(text: str, kind: type[int] | type[float], name: str) -> int | float | None:
+    if text.lower() in ("none", "off"):
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise HiveError(f"{name}: expected a number, or none to lift the limit") from None
+
+
+async def _budget(client: Client, args: argparse.Namespace) -> Shown:
+    if args.resume is not None:
+        if args.agent or args.usd_per_day is not None or args.tokens_per_day is not None:
+            raise HiveError("usage: hive budget --resume [NAME] (nothing else)")
+        extra = {"agent": args.resume} if args.resume else {}
+        return await client.call("budget_resume", **extra), render_usage.resumed
+    limits: dict[str, object] = {"agent": args.agent} if args.agent else {}
+    if args.usd_per_day is not None:
+        limits["usd_per_day"] = _limit(args.usd_per_day, float, "--usd-per-day")
+    if args.tokens_per_day is not None:
+        limits["tokens_per_day"] = _limit(args.tokens_per_day, int, "--tokens-per-day")
+    if set(limits) <= {"agent"}:  # no limit given
+        raise HiveError(
+            "usage: hive budget [--agent NAME] [--usd-per-day X] [--tokens-per-day N]"
+            " | hive budget --resume [NAME]"
+        )
+    return await client.call("budget_set", **limits), render_usage.budget_set
+
+
 async def _dashboard_url(client: Client, args: argparse.Namespace) -> Shown:
     return await client.call("dashboard_url"), lambda d: str(d["url"])
 
@@ -186,4 +229,6 @@ _COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Shown]]] =
     "questions": _questions,
     "answer": _answer,
     "dashboard-url": _dashboard_url,
+    "usage": _usage,
+    "budget": _budget,
 }

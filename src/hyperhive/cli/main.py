@@ -140,6 +140,30 @@ COMMANDS: Final[tuple[tuple[str, str, tuple[Arg, ...]], ...]] = (
         (ID, arg("answer", nargs="+")),
     ),
     ("dashboard-url", "the dashboard's URL with the operator token, to open it", ()),
+    (
+        "usage",
+        "model spend per day per agent, and today's state against each budget",
+        (
+            arg("--agent", help="only this agent's"),
+            arg("--since", help="from this UTC day (YYYY-MM-DD), or the last N days (Nd)"),
+        ),
+    ),
+    (
+        "budget",
+        "set a daily budget (an agent's, or the hive's), or resume a paused one for today",
+        (
+            arg("--agent", help="this agent's budget (default: the hive's)"),
+            arg("--usd-per-day", metavar="X", help="dollars per UTC day; none lifts it"),
+            arg("--tokens-per-day", metavar="N", help="tokens per UTC day; none lifts it"),
+            arg(
+                "--resume",
+                nargs="?",
+                const="",
+                metavar="NAME",
+                help="resume NAME (without it: the hive) for the rest of today",
+            ),
+        ),
+    ),
 )
 
 

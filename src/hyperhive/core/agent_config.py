@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Final
 
+from hyperhive.core.gateway.budget import Budget
 from hyperhive.core.workspace_config import KEYS as WORKSPACE_KEYS
 from hyperhive.core.workspace_config import Workspace, parse_workspace
 from hyperhive.errors import BadConfig, BadName
@@ -39,8 +40,12 @@ MODEL_RE: Final = re.compile(r"[!-~]{1,200}")
 # Bind paths reach nspawn's EXTRA_NSPAWN_FLAGS (shell words, ':' separates
 # source and target), so only plain path characters are accepted.
 BIND_RE: Final = re.compile(r"/[A-Za-z0-9._+@/-]*")
-TOP_KEYS: Final = ("role", "model", "allow_send", "sandbox", "tools", "workspace")
+TOP_KEYS: Final = ("role", "model", "allow_send", "sandbox", "tools", "workspace", "budget")
 SANDBOX_KEYS: Final = ("network", "memory_mb", "ro_binds")
+BUDGET_KEYS: Final = ("usd_per_day", "tokens_per_day")
+# Far above any day's spend; a bigger number is a typo, not a budget.
+MAX_BUDGET_USD: Final = 1_000_000
+MAX_BUDGET_TOKENS: Final = 10**12
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,7 @@ class AgentConfig:
     sandbox: Sandbox = Sandbox()
     tools: ToolPolicy = field(default_factory=ToolPolicy)
     workspace: Workspace = field(default_factory=Workspace)
+    budget: Budget = field(default_factory=Budget)
 
 
 def parse_agent_toml(text: str, *, protected: tuple[str, ...] = PROTECTED) -> AgentConfig:
@@ -78,6 +84,7 @@ def parse_agent_toml(text: str, *, protected: tuple[str, ...] = PROTECTED) -> Ag
     _refuse_unknown(sandbox, SANDBOX_KEYS, "sandbox.")
     tools = _table(data, "tools", TOOLS_KEYS)
     workspace = _table(data, "workspace", WORKSPACE_KEYS)
+    budget = _table(data, "budget", BUDGET_KEYS)
     return AgentConfig(
         role=_role(data.get("role")),
         model=_model(data.get("model")),
@@ -89,6 +96,7 @@ def parse_agent_toml(text: str, *, protected: tuple[str, ...] = PROTECTED) -> Ag
         ),
         tools=parse_tools(tools),
         workspace=parse_workspace(workspace),
+        budget=_budget(budget),
     )
 
 
@@ -125,6 +133,12 @@ network = true
 # memory_mb = 4096
 # Extra host paths mounted read-only at the same place in the container.
 # ro_binds = ["/srv/datasets"]
+
+[budget]
+# Daily limits (UTC days) on what {name}'s model requests cost; unset means none.
+# At 80 % hm1nd is told; at 100 % {name} pauses until the operator raises or resumes it.
+# usd_per_day = 5.0
+# tokens_per_day = 2000000
 """
 
 
@@ -218,6 +232,29 @@ def _ro_binds(value: object, protected: tuple[str, ...]) -> tuple[str, ...]:
         if str(path) not in binds:
             binds.append(str(path))
     return tuple(binds)
+
+
+def _budget(table: dict[str, object]) -> Budget:
+    usd, tokens = table.get("usd_per_day"), table.get("tokens_per_day")
+    if usd is not None and (
+        isinstance(usd, bool)
+        or not isinstance(usd, int | float)
+        or not 0 < usd <= MAX_BUDGET_USD  # NaN fails this too
+    ):
+        raise BadConfig(
+            "agent.toml: budget.usd_per_day must be a positive number of dollars, "
+            f"at most {MAX_BUDGET_USD} (got {_show(usd)})"
+        )
+    if tokens is not None and (
+        isinstance(tokens, bool)
+        or not isinstance(tokens, int)
+        or not 0 < tokens <= MAX_BUDGET_TOKENS
+    ):
+        raise BadConfig(
+            "agent.toml: budget.tokens_per_day must be a positive integer, "
+            f"at most {MAX_BUDGET_TOKENS} (got {_show(tokens)})"
+        )
+    return Budget.of(float(usd) if usd is not None else None, tokens)
 
 
 def _show(value: object) -> str:

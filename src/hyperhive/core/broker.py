@@ -59,6 +59,8 @@ class Broker:
         self._clock = clock
         self._key_window = key_window
         self._queues = Queues(clock, lease_seconds)
+        # Recipients whose deliveries wait (a spent budget, core/gateway/meter.py).
+        self._held: set[str] = set()
         self.dead = DeadLetters(conn, max_attempts)
         self.refusals: dict[str, int] = dict(conn.execute("SELECT name, value FROM counters"))
         # Every unacked message is queued again at start: leases die with the
@@ -204,7 +206,7 @@ class Broker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(max(wait, 0.0), MAX_WAIT)
         while True:
-            got = self._pop(recipient, holder)
+            got = None if recipient in self._held else self._pop(recipient, holder)
             if got is not None or self._queues.closing:
                 return got
             if not await self._queues.wait(recipient, deadline):
@@ -221,6 +223,20 @@ class Broker:
         if lease is None:
             return None
         return self.get(lease.message_id), lease
+
+    def hold(self, recipient: str) -> None:
+        """Deliver nothing more to ``recipient`` until :meth:`release`: its receives wait
+        as if its queue were empty. Messages stay queued; leases out already are its."""
+        self._held.add(recipient)
+
+    def release(self, recipient: str) -> None:
+        """Deliveries to ``recipient`` flow again; its parked receives look at once."""
+        if recipient in self._held:
+            self._held.discard(recipient)
+            self._queues.wake(recipient)
+
+    def held(self) -> frozenset[str]:
+        return frozenset(self._held)
 
     def ack(self, recipient: str, token: object) -> int:
         """Finish a lease: the message is delivered and never handed out again."""

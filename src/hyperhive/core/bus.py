@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 Event = dict[str, Any]
@@ -46,11 +46,21 @@ class Subscription:
 class EventBus:
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
+        self._observers: list[Callable[[Event], None]] = []
         self._seq = itertools.count(1)
+
+    def observe(self, observer: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``observer`` with every event as it is published (the core's own, cheap
+        bookkeeping: no queue, and not counted among :attr:`subscribers`); the answer
+        stops it."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
 
     def publish(self, event: Event) -> Event:
         """Stamp ``event`` with a bus sequence number and hand it to every subscriber."""
         event["seq"] = next(self._seq)
+        for observer in self._observers:
+            observer(event)
         for sub in list(self._subscribers):
             sub.offer(event)
         return event

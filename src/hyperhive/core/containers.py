@@ -7,6 +7,7 @@ hyperhive rev and applied config sha it was built from, and its last error.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -23,11 +24,15 @@ from hyperhive.config import Config
 from hyperhive.core.agent_config import AgentConfig
 from hyperhive.core.binds import check_binds, forbidden_roots
 from hyperhive.names import MANAGER
+from hyperhive.secret_env import is_secret_name
 from hyperhive.tokens import key_digest, page_key
 from hyperhive.tool_defaults import effective
 
 Desired = Literal["running", "stopped"]
-FORWARD_PREFIXES: Final = ("ANTHROPIC_", "CLAUDE_CODE_", "HYPERHIVE_")
+CONTAINER_API_SOCKET: Final = "/run/hive/api.sock"
+# Nothing of ANTHROPIC_*: the core holds the credentials and the upstream's address, and
+# the harness points its CLI at the core's gateway (agent/claude.py).
+FORWARD_PREFIXES: Final = ("CLAUDE_CODE_", "HYPERHIVE_")
 # Paths and identities are the core's to set per container, never forwarded.
 NOT_FORWARDED: Final = frozenset(
     {
@@ -41,6 +46,7 @@ NOT_FORWARDED: Final = frozenset(
         "HYPERHIVE_AGENT_WORK",
         "HYPERHIVE_AGENT_PORT",
         "HYPERHIVE_AGENT_WEB_SOCKET",
+        "HYPERHIVE_AGENT_API_SOCKET",
         "HYPERHIVE_TOOL_POLICY",
         "HYPERHIVE_FORWARD_ENV",
         # Agents get only the digest of their own page key instead (hyperhive.tokens).
@@ -67,7 +73,10 @@ def forwarded_env(env: Mapping[str, str], extra: tuple[str, ...] = ()) -> dict[s
     return {
         k: v
         for k, v in env.items()
-        if (k.startswith(FORWARD_PREFIXES) or k in names) and k not in NOT_FORWARDED
+        if (k.startswith(FORWARD_PREFIXES) or k in names)
+        and k not in NOT_FORWARDED
+        # Not by prefix and not by HYPERHIVE_FORWARD_ENV: CLAUDE_CODE_OAUTH_TOKEN and kin.
+        and not is_secret_name(k)
     }
 
 
@@ -87,6 +96,13 @@ class AgentPaths:
     @property
     def work(self) -> Path:
         return self.root / "work"
+
+
+@functools.lru_cache(maxsize=4096)
+def agent_state_dir(state_dir: Path, name: str) -> Path:
+    """``agent_paths(config, name).state`` for the hive whose state dir is ``state_dir``;
+    asked for every agent on every dashboard listing, where building paths adds up."""
+    return state_dir / "agents" / name / "state"
 
 
 def agent_paths(config: Config, name: str) -> AgentPaths:
@@ -117,7 +133,13 @@ def build_spec(
     manager = name == MANAGER
     module = "hyperhive.daemons.m1nd" if manager else "hyperhive.daemons.ag3nt"
     tools = effective(agent.tools, isolated=isolated, manager=manager)
-    extra = {"HYPERHIVE_AGENT_NAME": name, "HYPERHIVE_TOOL_POLICY": json.dumps(tools.to_wire())}
+    extra = {
+        "HYPERHIVE_AGENT_NAME": name,
+        "HYPERHIVE_TOOL_POLICY": json.dumps(tools.to_wire()),
+        # The core's gateway, as a container sees it; a backend whose layout differs (the
+        # process backend) sets its own.
+        "HYPERHIVE_AGENT_API_SOCKET": CONTAINER_API_SOCKET,
+    }
     if port is not None:
         extra["HYPERHIVE_AGENT_PORT"] = str(port)
     if operator_token:
@@ -142,6 +164,7 @@ def build_spec(
         extra_ro_binds=binds,
         uid=uid,
         work_dir=paths.work,
+        nice=config.agent_nice,
     )
 
 

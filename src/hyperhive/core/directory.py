@@ -9,6 +9,7 @@ from pathlib import Path
 from hyperhive.config import Config
 from hyperhive.core.agent_uids import AgentUids
 from hyperhive.core.caller import Caller
+from hyperhive.core.gateway.service import Gateway
 from hyperhive.core.notifier import Notifier
 from hyperhive.core.registry import AgentRecord, Registry
 from hyperhive.core.server import DRAIN_SECONDS, SocketServer
@@ -26,13 +27,17 @@ class AgentDirectory:
         notifier: Notifier,
         *,
         uids: AgentUids | None = None,
+        gateway: Gateway | None = None,
     ) -> None:
-        """``uids``: when agents run as their own uids, their sockets are theirs too."""
+        """``uids``: when agents run as their own uids, their sockets are theirs too.
+        ``gateway``: serves each agent the Messages API on an ``api.sock`` beside its
+        socket, opened and closed with it."""
         self._config = config
         self.registry = registry
         self._sockets = sockets
         self._notifier = notifier
         self._uids = uids
+        self._gateway = gateway
         self._servers: dict[str, SocketServer] = {}
         self._paths: dict[str, Path] = {}  # asked for on every listing of every agent
 
@@ -66,12 +71,17 @@ class AgentDirectory:
         server = self._servers.pop(name, None)
         if server is not None:
             await server.close(grace=REMOVE_GRACE)
+        if self._gateway is not None:
+            await self._gateway.close(name, grace=REMOVE_GRACE)
         self._notifier.publish({"type": "agent_removed", "agent": name})
 
     async def close(self, grace: float = DRAIN_SECONDS) -> None:
         """Drain and close every agent's socket (the hive is going away)."""
         servers, self._servers = list(self._servers.values()), {}
-        await asyncio.gather(*(s.close(grace) for s in servers))
+        closing = [s.close(grace) for s in servers]
+        if self._gateway is not None:
+            closing.append(self._gateway.close_all(grace))
+        await asyncio.gather(*closing)
 
     async def _open(self, agent: AgentRecord) -> None:
         owner = self._uids.get(agent.name) if self._uids is not None else None
@@ -79,3 +89,6 @@ class AgentDirectory:
         server = self._sockets(self.socket_path(agent), caller, owner=owner)
         await server.start()
         self._servers[agent.name] = server
+        if self._gateway is not None:
+            # After mcp.sock: its start made the directory (the agent's own, if it has a uid).
+            await self._gateway.open(agent.name, server.path.parent, owner)

@@ -20,15 +20,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperhive.backends.base import Backend
-from hyperhive.config import Config
+from hyperhive.claude_cli import claude_cli
+from hyperhive.config import Config, upstream_url
 from hyperhive.core.agent_uids import AgentUids
 from hyperhive.core.broker import Broker
 from hyperhive.core.bus import EventBus
 from hyperhive.core.caller import Caller
 from hyperhive.core.config_repo import ConfigRepos
 from hyperhive.core.connections import ConnectionBudget
-from hyperhive.core.containers import ContainerRecords, agent_paths, forwarded_env, hive_rev
+from hyperhive.core.containers import (
+    ContainerRecords,
+    agent_state_dir,
+    forwarded_env,
+    hive_rev,
+)
 from hyperhive.core.directory import AgentDirectory
+from hyperhive.core.gateway.budget import Budget
+from hyperhive.core.gateway.credentials import HiveCredentials
+from hyperhive.core.gateway.meter import Meter, build_meter
+from hyperhive.core.gateway.seams import CredentialSource, Metering
+from hyperhive.core.gateway.service import Gateway
+from hyperhive.core.gateway.setup_token import SetupTokens
 from hyperhive.core.governance import Governance
 from hyperhive.core.lifecycle import ContainersDisabled, Lifecycle
 from hyperhive.core.limits import SendPolicy
@@ -92,6 +104,9 @@ class Hive:
         self._conn: sqlite3.Connection | None = None
         self._parts: _Parts | None = None
         self._host: SocketServer | None = None
+        self._setup_tokens: SetupTokens | None = None
+        self._gateway: Gateway | None = None
+        self._meter: Meter | None = None
         # Set by whoever serves the dashboard; the host socket's dashboard_url answers it.
         self.dashboard_link: DashboardLink | None = None
 
@@ -157,14 +172,22 @@ class Hive:
         return lifecycle
 
     @property
+    def credentials(self) -> HiveCredentials:
+        """The credentials only the core holds (core/gateway/credentials.py)."""
+        found = self._running().ops.services.credentials
+        assert found is not None  # always composed
+        return found
+
+    @property
     def has_containers(self) -> bool:
         return self._backend is not None
 
     def operator_desk(self) -> OperatorDesk:
         """The operator's ops as calls, for the dashboard."""
         parts = self._running()
+        state_dir = self.config.state_dir
         return OperatorDesk(
-            parts.ops.call, parts.bus, lambda name: agent_paths(self.config, name).state
+            parts.ops.call, parts.bus, lambda name: agent_state_dir(state_dir, name)
         )
 
     def socket_path(self, agent: AgentRecord) -> Path:
@@ -188,32 +211,22 @@ class Hive:
         )
         uids = AgentUids(conn)
         notifier = Notifier(bus, broker, registry)
+        credentials, self._setup_tokens = self._logins(bus)
         ops = OpTable()
         sockets = SocketFactory.for_config(config, ops, broker)
         # Agents that run as their own uids get their sockets as theirs too.
         own_uids = backend is not None and backend.agent_uids
+        meter = self._meter = self._meter_for(conn, broker, notifier, registry)
+        self._gateway = self._gateway_for(meter, credentials, sockets.budget)
         directory = AgentDirectory(
-            config, registry, sockets, notifier, uids=uids if own_uids else None
+            config,
+            registry,
+            sockets,
+            notifier,
+            uids=uids if own_uids else None,
+            gateway=self._gateway,
         )
-        repos = lifecycle = None
-        if backend is not None:
-            # The manager edits every agent's proposed config as its own uid.
-            repos = ConfigRepos(config.state_dir, owner=uids.get(MANAGER) if own_uids else None)
-            lifecycle = Lifecycle(
-                backend,
-                config=config,
-                records=ContainerRecords(conn, time.time),
-                registry=registry,
-                directory=directory,
-                notifier=notifier,
-                repos=repos,
-                workspaces=Workspaces(config),
-                env=forwarded_env(os.environ if self._env is None else self._env),
-                rev=hive_rev(),
-                policy=self._policy,
-                operator_token=self._operator_token,
-                uids=uids,
-            )
+        repos, lifecycle = self._containers(conn, registry, directory, notifier, uids)
         governance = Governance(
             conn,
             registry,
@@ -236,11 +249,105 @@ class Hive:
                 dashboard_link=lambda: self.dashboard_link,
                 started=started,
                 durability=durability(conn),
+                credentials=credentials,
+                setup_tokens=self._setup_tokens,
+                meter=meter,
             )
         )
         return _Parts(
             registry, bus, broker, uids, governance, directory, lifecycle, sockets, ops, started
         )
+
+    def _containers(
+        self,
+        conn: sqlite3.Connection,
+        registry: Registry,
+        directory: AgentDirectory,
+        notifier: Notifier,
+        uids: AgentUids,
+    ) -> tuple[ConfigRepos | None, Lifecycle | None]:
+        """With a backend: the agents' config repos and their containers' lifecycle."""
+        backend = self._backend
+        if backend is None:
+            return None, None
+        # The manager edits every agent's proposed config as its own uid.
+        owner = uids.get(MANAGER) if backend.agent_uids else None
+        repos = ConfigRepos(self.config.state_dir, owner=owner)
+        lifecycle = Lifecycle(
+            backend,
+            config=self.config,
+            records=ContainerRecords(conn, time.time),
+            registry=registry,
+            directory=directory,
+            notifier=notifier,
+            repos=repos,
+            workspaces=Workspaces(self.config),
+            env=forwarded_env(os.environ if self._env is None else self._env),
+            rev=hive_rev(),
+            policy=self._policy,
+            operator_token=self._operator_token,
+            uids=uids,
+        )
+        return repos, lifecycle
+
+    def _logins(self, bus: EventBus) -> tuple[HiveCredentials, SetupTokens]:
+        """The credentials only the core holds (its env's among them) and its setup-token
+        flows; a save wakes the agents waiting for a login (the event names no secret)."""
+        env = os.environ if self._env is None else self._env
+        credentials = HiveCredentials(
+            self.config.state_dir,
+            env,
+            on_saved=lambda agent: bus.publish({"type": "login", "agent": agent}),
+        )
+        scratch = self.config.run_dir / "setup-token"
+        return credentials, SetupTokens([claude_cli(env), "setup-token"], env, scratch=scratch)
+
+    def _gateway_for(
+        self, metering: Metering, credentials: CredentialSource, budget: ConnectionBudget
+    ) -> Gateway:
+        """The model gateway: every agent's api.sock, forwarding to the upstream."""
+        env = os.environ if self._env is None else self._env
+        return Gateway(
+            self.config, upstream_url(self.config, env), metering, credentials, budget=budget
+        )
+
+    def _meter_for(
+        self, conn: sqlite3.Connection, broker: Broker, notifier: Notifier, registry: Registry
+    ) -> Meter:
+        """Spend and budgets; a bad ``<state>/prices.toml`` is a ConfigError here, at start."""
+        return build_meter(
+            self.config,
+            conn,
+            holds=broker,
+            teller=notifier,
+            agents=lambda: [a.name for a in registry.all()],
+            budgets_of=self._budget_of,
+        )
+
+    def _budget_of(self, name: str) -> Budget:
+        """``name``'s ``[budget]`` from the agent.toml its container runs with; none
+        without a backend (or a config that cannot be read: the hive budget still holds)."""
+        lifecycle = self._parts.lifecycle if self._parts is not None else None
+        if lifecycle is None:
+            return Budget()
+        record = lifecycle.records.get(name)
+        try:
+            return lifecycle.repos.applied_agent(name, record.config_sha if record else None).budget
+        except HiveError:
+            return Budget()
+
+    @property
+    def meter(self) -> Meter:
+        """Spend and budgets (core/gateway/meter.py)."""
+        self._running()
+        assert self._meter is not None  # composed with the rest
+        return self._meter
+
+    @property
+    def gateway(self) -> Gateway:
+        self._running()
+        assert self._gateway is not None  # composed with the rest
+        return self._gateway
 
     # -- running ------------------------------------------------------------------
 
@@ -248,6 +355,7 @@ class Hive:
         if self._parts is not None:
             raise HiveError("the hive is started already")
         parts = self._parts = self._compose(self.conn)
+        self.meter.start()  # spent agents held again before any socket opens
         self.config.run_dir.mkdir(parents=True, exist_ok=True)
         self._host = parts.sockets(self.config.host_socket, Caller(OPERATOR, "operator"))
         await self._host.start()
@@ -269,6 +377,7 @@ class Hive:
         if parts is not None:
             parts.broker.close()
             parts.bus.close()
+            self.meter.close()
             host, self._host = self._host, None
             closing = [parts.directory.close(grace)]
             if host is not None:
@@ -276,5 +385,7 @@ class Hive:
             await asyncio.gather(*closing)
             if parts.lifecycle is not None:
                 await parts.lifecycle.shutdown()
+        if self._setup_tokens is not None:
+            await self._setup_tokens.close()
         if self._conn is not None:
             self._conn.close()

@@ -50,6 +50,11 @@ class Args:
     def opt_text(self, key: str) -> str | None:
         return None if self._get(key) is None else self.text(key)
 
+    def given(self, key: str) -> bool:
+        """Whether ``key`` was sent at all (``null`` included): for ops where an absent
+        argument keeps a value and ``null`` clears it."""
+        return key in self._raw
+
     def raw(self, key: str) -> Any:
         """The value as sent; for checks that give a domain-specific error."""
         return self._get(key)

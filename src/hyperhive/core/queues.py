@@ -95,6 +95,10 @@ class Queues:
                 self._waiters[recipient].remove(waiter)
         return True
 
+    def wake(self, recipient: str) -> None:
+        """Wake whoever waits for ``recipient``: they look at its queue again."""
+        self._wake(recipient)
+
     def waiting(self) -> dict[str, int]:
         return {name: len(w) for name, w in self._waiters.items() if w}
 

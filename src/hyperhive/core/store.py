@@ -163,6 +163,50 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE agents ADD COLUMN port INTEGER;
     CREATE UNIQUE INDEX agents_port ON agents (port);
     """,
+    # 7: metering (core/gateway/ledger.py). Spend per agent per UTC day and per time bucket
+    # (costs in nano-USD, exact); the operator's budget overrides (scope '' is the hive;
+    # has_* says a field is set, its value NULL meaning no limit); pauses and resumes.
+    """
+    CREATE TABLE usage_days (
+        agent TEXT NOT NULL,
+        day TEXT NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_nusd INTEGER NOT NULL DEFAULT 0,
+        unpriced INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (agent, day)
+    );
+    CREATE INDEX usage_days_day ON usage_days (day);
+    CREATE TABLE usage_buckets (
+        agent TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        tokens INTEGER NOT NULL DEFAULT 0,
+        cost_nusd INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (agent, start)
+    );
+    CREATE INDEX usage_buckets_start ON usage_buckets (start);
+    CREATE TABLE budget_overrides (
+        scope TEXT PRIMARY KEY,
+        has_usd INTEGER NOT NULL DEFAULT 0,
+        usd_nusd INTEGER,
+        has_tokens INTEGER NOT NULL DEFAULT 0,
+        tokens INTEGER,
+        set_at REAL NOT NULL
+    );
+    CREATE TABLE budget_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        scope TEXT NOT NULL,
+        day TEXT NOT NULL,
+        what TEXT NOT NULL CHECK (what IN ('warn', 'paused', 'ok', 'resumed')),
+        text TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX budget_log_day ON budget_log (scope, day, what);
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -28,12 +26,13 @@ from hyperhive.agent.engine import DeferredEngine, Engine
 from hyperhive.agent.fake_engine import ScriptedEngine
 from hyperhive.agent.harness import Harness
 from hyperhive.agent.history import History
-from hyperhive.agent.login import Credentials, SetupTokenFlow
+from hyperhive.agent.login import Credentials
 from hyperhive.agent.page_access import PageAccess, page_access
 from hyperhive.agent.settings import AgentSettings, Role
 from hyperhive.agent.tool_requests import Note
 from hyperhive.agent.tools import HiveTools, serve_stdio
 from hyperhive.errors import HiveError
+from hyperhive.secret_env import is_secret_name
 from hyperhive.web import WebServer, create_agent_app, is_loopback
 from hyperhive.web.listen import bind_tcp
 from hyperhive.web.unix_listen import UnixListener, bind_unix
@@ -52,7 +51,6 @@ def _claude_engine(settings: AgentSettings, credentials: Credentials, note: Note
         return ClaudeEngine(
             settings,
             tools,
-            credentials,
             role=settings.agent_role,
             cli_path=Path(cli) if cli else None,
             # Every answer about a call that waits for the operator also goes to the
@@ -65,19 +63,6 @@ def _claude_engine(settings: AgentSettings, credentials: Credentials, note: Note
 
 def _fake_engine(settings: AgentSettings, credentials: Credentials, note: Note) -> Engine:
     return ScriptedEngine()
-
-
-def claude_cli() -> str:
-    """``claude`` from PATH (nixpkgs' claude-code in a NixOS container), else the
-    CLI bundled in the claude-agent-sdk wheel."""
-    found = shutil.which(os.environ.get("HYPERHIVE_CLAUDE_CLI", "claude"))
-    if found:
-        return found
-    # Located without importing: the SDK costs ~45 MiB an idle agent should not pay.
-    spec = importlib.util.find_spec("claude_agent_sdk")
-    if spec is None or spec.origin is None:
-        return "claude"
-    return str(Path(spec.origin).parent / "_bundled" / "claude")
 
 
 # Engines by name, as backends are: "fake" echoes, for demos and benchmarks.
@@ -114,14 +99,12 @@ class _Page:
 
 async def serve(settings: AgentSettings) -> int:
     access = page_access(settings.name, settings.state_dir, os.environ)
+    if settings.api_socket is not None:
+        _drop_secrets(os.environ)
     credentials = Credentials(settings.claude_dir, os.environ)
     history = History(settings.history_db, secrets=credentials.secrets)
     engine = ENGINES[settings.engine](settings, credentials, tool_requests.recorder(history))
-    setup = SetupTokenFlow(
-        [claude_cli(), "setup-token"],
-        {**os.environ, "CLAUDE_CONFIG_DIR": str(settings.claude_dir)},
-    )
-    harness = Harness(settings, engine, history, credentials, setup_token=setup)
+    harness = Harness(settings, engine, history, credentials)
     behind = _behind_core(settings, harness, history)
     tcp = _on_port(settings, harness, access, history)
     pages = [page for page in (behind, tcp) if page is not None]
@@ -158,6 +141,14 @@ async def serve(settings: AgentSettings) -> int:
                 page.unix.close()
         history.close()
     return 0
+
+
+def _drop_secrets(env: MutableMapping[str, str]) -> None:
+    """Behind the gateway nothing here needs a credential: none is passed on to the CLI or
+    the tools it runs, whatever this process was started with."""
+    # Ours are no secrets: the page key's digest (read first, in page_access) and kin.
+    for name in [n for n in env if is_secret_name(n) and not n.startswith("HYPERHIVE_")]:
+        del env[name]
 
 
 async def _start(page: _Page, settings: AgentSettings) -> asyncio.Task[None]:

@@ -11,6 +11,7 @@ import sys
 
 from hyperhive import config as hive_config
 from hyperhive.core import fd_guard
+from hyperhive.core.heap import HeapSettler
 from hyperhive.core.hive import Hive
 from hyperhive.core.operator_token import DashboardLink, resolve_token, startup_lines
 from hyperhive.daemons.dashboard import serve_dashboard, stop_dashboard
@@ -84,6 +85,8 @@ async def serve(
         )
     hive = Hive(config, backend, operator_token=operator.value)
     await hive.start(manager=manager and containers)
+    heap = HeapSettler(hive.bus)
+    heap.start()
     web = None
     if dashboard:
         try:
@@ -113,6 +116,7 @@ async def serve(
         for line in startup_lines(hive.dashboard_link, operator, tty=sys.stdout.isatty()):
             print(line, flush=True)
     await stop.wait()
+    await heap.close()
     if web is not None:
         await stop_dashboard(web)  # end the SSE streams before the hive goes
     await hive.shutdown()

@@ -20,6 +20,7 @@ from hyperhive.web.answers import answer, refused
 from hyperhive.web.dashboard_state import dashboard_of
 from hyperhive.web.request_args import flag_field, only, path_id, read_json, text_field
 from hyperhive.web.security import csrf_refusal
+from hyperhive.web.spend import budget_args, described
 
 AGENT_ACTIONS: Final = ("start", "stop", "restart", "destroy")
 MAX_BODY_BYTES: Final = 1024 * 1024  # a 256 KiB message, JSON-escaped, with room to spare
@@ -41,7 +42,7 @@ async def agent_action(request: Request) -> Response:
         result = await desk.call(action, name=name)
         return f"{name}: {action} → {result['state']}", result
 
-    return await _act(request, act)
+    return await run(request, act)
 
 
 async def _destroy(desk: OperatorDesk, name: str, fields: dict[str, Any]) -> Done:
@@ -68,7 +69,7 @@ async def approval_action(request: Request) -> Response:
             return f"approval #{result['id']} denied", result
         raise BadRequest(f"unknown action {action!r}: use approve or deny")
 
-    return await _act(request, act)
+    return await run(request, act)
 
 
 async def _approve(desk: OperatorDesk, approval_id: int, fields: dict[str, Any]) -> Done:
@@ -92,7 +93,7 @@ async def revoke(request: Request) -> Response:
         result = await desk.call("revoke_rule", id=rule_id)
         return f"rule #{result['id']} revoked: {result['agent']} asks again", result
 
-    return await _act(request, act)
+    return await run(request, act)
 
 
 async def dead_action(request: Request) -> Response:
@@ -108,7 +109,7 @@ async def dead_action(request: Request) -> Response:
             return f"#{message_id} dropped for good", await desk.call("drop", id=message_id)
         raise BadRequest(f"unknown action {action!r}: use retry or drop")
 
-    return await _act(request, act)
+    return await run(request, act)
 
 
 async def answer_question(request: Request) -> Response:
@@ -122,7 +123,7 @@ async def answer_question(request: Request) -> Response:
         result = await desk.call("answer", id=question_id, answer=fields["answer"])
         return f"question #{result['id']} answered", result
 
-    return await _act(request, act)
+    return await run(request, act)
 
 
 async def send(request: Request) -> Response:
@@ -132,11 +133,62 @@ async def send(request: Request) -> Response:
         result = await desk.call("send", to=to, body=body)
         return f"sent #{result['id']} to {result['to']}", result
 
-    return await _act(request, act)
+    return await run(request, act)
 
 
-async def _act(request: Request, call: Action) -> Response:
-    """CSRF first, then the body, then one op; every outcome becomes ``{ok, message}``."""
+async def hive_budget(request: Request) -> Response:
+    async def act(desk: OperatorDesk, fields: dict[str, Any]) -> Done:
+        return await set_budget(desk, None, fields)
+
+    return await run(request, act)
+
+
+async def agent_budget(request: Request) -> Response:
+    name = request.path_params["name"]
+
+    async def act(desk: OperatorDesk, fields: dict[str, Any]) -> Done:
+        return await set_budget(desk, name, fields)
+
+    return await run(request, act)
+
+
+async def hive_resume(request: Request) -> Response:
+    async def act(desk: OperatorDesk, fields: dict[str, Any]) -> Done:
+        return await resume(desk, None, fields)
+
+    return await run(request, act)
+
+
+async def agent_resume(request: Request) -> Response:
+    name = request.path_params["name"]
+
+    async def act(desk: OperatorDesk, fields: dict[str, Any]) -> Done:
+        return await resume(desk, name, fields)
+
+    return await run(request, act)
+
+
+async def set_budget(desk: OperatorDesk, agent: str | None, fields: dict[str, Any]) -> Done:
+    """``budget_set`` for ``agent`` (None: the hive's) from the form's fields, checked
+    first: a bad field is a 400 that changed nothing."""
+    args = budget_args(fields)
+    result = await desk.call("budget_set", agent=agent, **args)
+    who = agent if agent is not None else "the hive"
+    return f"{who}: budget {described(result['budget'])} → {result['state']}", result
+
+
+async def resume(desk: OperatorDesk, agent: str | None, fields: dict[str, Any]) -> Done:
+    """``budget_resume`` for ``agent`` (None: the hive): no budget pause for the rest of
+    today."""
+    only(fields)
+    result = await desk.call("budget_resume", agent=agent)
+    who = agent if agent is not None else "the hive"
+    return f"{who}: resumed for today → {result['state']}", result
+
+
+async def run(request: Request, call: Action) -> Response:
+    """CSRF first, then the body, then one op; every outcome becomes ``{ok, message}``.
+    (The agent pages' core-answered actions, :mod:`.page_spend`, run through it too.)"""
     state = dashboard_of(request)
     refusal = csrf_refusal(request, state.csrf)
     if refusal is not None:

@@ -28,6 +28,8 @@ from hyperhive.web.request_args import int_param
 from hyperhive.web.security import agent_page_host
 
 HISTORY_LIMIT: Final = 30
+# Backends whose agents each have a network namespace (backends/user_net.py, nixos).
+OWN_NETWORK: Final = frozenset({"bwrap", "nixos"})
 FLOW_LIMIT: Final = 200
 FLOW_MAX: Final = 1000
 RULES_LIMIT: Final = 200
@@ -115,10 +117,18 @@ async def agents_view(
         row["model"] = model or row.get("model")
         row["stats"] = stats.to_wire() if stats else None
         row["page"] = f"agents/{name}/"
-        port = row.get("port")
+        port = row.get("port") if _port_reachable(row) else None
         row["url"] = f"http://{page_host}:{port}/?token={key}" if port is not None else None
         rows.append(row)
     return {"now": time.time(), "containers": await _has_containers(desk), "agents": rows}
+
+
+def _port_reachable(row: dict[str, Any]) -> bool:
+    """Whether the host reaches the agent's own port: not on a backend that gives each
+    agent a network namespace of its own (its 127.0.0.1 is its own); the front door
+    (``page``) reaches every agent."""
+    container = row.get("container") or {}
+    return container.get("backend") not in OWN_NETWORK
 
 
 async def _has_containers(desk: OperatorDesk) -> bool:

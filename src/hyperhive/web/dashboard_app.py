@@ -23,7 +23,8 @@ from hyperhive.core.operator_desk import OperatorDesk
 from hyperhive.tokens import KeyCheck, check_token
 from hyperhive.web import dashboard_actions as posts
 from hyperhive.web import dashboard_api as views
-from hyperhive.web import front_door
+from hyperhive.web import dashboard_spend as spend
+from hyperhive.web import front_door, page_login, page_spend
 from hyperhive.web.answers import NO_STORE
 from hyperhive.web.cross_site import CrossSiteBounce
 from hyperhive.web.dashboard_feed import BusFeed
@@ -58,14 +59,24 @@ ROUTES: Final = (
     Route("/api/dead", views.dead, methods=["GET"]),
     Route("/api/messages", views.messages, methods=["GET"]),
     Route("/api/agents/{name}/work", views.work, methods=["GET"]),
+    Route("/api/usage", spend.usage, methods=["GET"]),
+    Route("/api/usage/series", spend.series, methods=["GET"]),
     Route("/events", events, methods=["GET"]),
+    Route("/api/budget", posts.hive_budget, methods=["POST"]),
+    Route("/api/resume", posts.hive_resume, methods=["POST"]),
+    # Before the agent actions' {action}, which would take these names.
+    Route("/api/agents/{name}/budget", posts.agent_budget, methods=["POST"]),
+    Route("/api/agents/{name}/resume", posts.agent_resume, methods=["POST"]),
     Route("/api/agents/{name}/{action}", posts.agent_action, methods=["POST"]),
     Route("/api/approvals/{id}/{action}", posts.approval_action, methods=["POST"]),
     Route("/api/questions/{id}/answer", posts.answer_question, methods=["POST"]),
     Route("/api/rules/{id}/revoke", posts.revoke, methods=["POST"]),
     Route("/api/dead/{id}/{action}", posts.dead_action, methods=["POST"]),
     Route("/api/send", posts.send, methods=["POST"]),
-    # Every agent's page, behind this app's gate, sessions and CSRF token.
+    # Every agent's page, behind this app's gate, sessions and CSRF token; its spend is
+    # the core's to answer, so those routes come before the front door's relay.
+    *page_spend.ROUTES,
+    *page_login.ROUTES,  # a login's secret goes to the core, never to the harness
     *front_door.ROUTES,
 )
 
@@ -96,4 +107,5 @@ def create_dashboard_app(
     app.state.streams = feed  # close_streams() ends the SSE streams on shutdown
     app.state.csrf = state.csrf
     front_door.attach(app, desk, feed)
+    page_spend.attach(app, feed)
     return app

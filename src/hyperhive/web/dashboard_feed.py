@@ -21,6 +21,7 @@ from typing import Final
 
 from hyperhive.core import previews
 from hyperhive.core.bus import EventBus, Subscription
+from hyperhive.web.spend import SPEND_EVENTS, spend_event
 from hyperhive.web.sse import HEARTBEAT_S, PING, PING_FRAME, RETRY_MS, StreamHub, next_or_ping
 
 RING: Final = 2048
@@ -70,7 +71,10 @@ class BusFeed(StreamHub):
             # with other subscribers, so it is copied, never stamped in place. Bodies are
             # previews, as in /api/messages: the ring must not hold 2048 bodies of 256 KiB.
             shown = {**event, "ts": time.time()}
-            if event.get("type") == "message":
+            if event.get("type") in SPEND_EVENTS:
+                # The metering's events, reduced to what the page shows (web/spend.py).
+                shown = {**spend_event(event), "ts": shown["ts"]}
+            elif event.get("type") == "message":
                 shown["message"] = previews.preview(event["message"])
             data = json.dumps(shown, separators=(",", ":"), default=str)
             frame = f"id: {self.epoch}:{seq}\ndata: {data}\n\n"

@@ -46,10 +46,9 @@ RELAYED: Final[Mapping[tuple[str, str], tuple[str, tuple[str, ...]]]] = {
     ("GET", "events"): (SSE, ("after",)),
     ("POST", "api/prompt"): (JSON, ()),
     ("POST", "api/cancel"): (JSON, ()),
-    ("POST", "api/login/key"): (JSON, ()),
-    ("POST", "api/login/setup-token/start"): (JSON, ()),
-    ("POST", "api/login/setup-token/finish"): (JSON, ()),
 }
+# Never relayed: the login endpoints are the core's own (.page_login), so no key or token
+# ever reaches a harness.
 FORWARDED_HEADERS: Final = ("content-type", "last-event-id", "accept")
 MAX_ANSWER_BYTES: Final = 8 * 1024 * 1024
 MAX_HEADER_VALUE: Final = 1024

@@ -34,6 +34,9 @@ DASHBOARD_STATIC: Final[Mapping[str, str]] = {
     "dash-flow.js": JS,
     "dash-flow-text.js": JS,
     "dash-live.js": JS,
+    "dash-spend.js": JS,
+    "dash-plot.js": JS,
+    "spend-form.js": JS,
 }
 AGENT_STATIC: Final[Mapping[str, str]] = {
     "hive.css": CSS,
@@ -42,6 +45,8 @@ AGENT_STATIC: Final[Mapping[str, str]] = {
     "agent-log.js": JS,
     "agent-waits.js": JS,
     "agent-login.js": JS,
+    "agent-spend.js": JS,
+    "spend-form.js": JS,
 }
 
 

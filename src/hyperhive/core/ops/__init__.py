@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
-from hyperhive.core.ops import agents, dashboard, dead_letters, governance, messaging, workspace
+from hyperhive.core.ops import (
+    agents,
+    dashboard,
+    dead_letters,
+    governance,
+    logins,
+    messaging,
+    workspace,
+)
+from hyperhive.core.ops import usage as usage_ops
 from hyperhive.core.ops.base import Caller, Handler, Role, Services, Streamer
 from hyperhive.core.protocol import Args
 from hyperhive.errors import Forbidden, HiveError, UnknownOp
@@ -35,6 +44,7 @@ _AGENT: Final[dict[str, Handler]] = {
     "ack": messaging.ack,
     "nack": messaging.nack,
     "fail": dead_letters.fail,
+    "login_state": logins.login_state,  # whether the core holds a credential for the caller
 }
 # Only agents run tools; the operator's socket has nothing to ask itself.
 _TOOLS: Final[dict[str, Handler]] = {"tool_use": governance.tool_use}
@@ -78,6 +88,15 @@ _HOST: Final[dict[str, Handler]] = {
     "questions": governance.questions,
     "answer": governance.answer,
     "dashboard_url": dashboard.dashboard_url,  # the operator token: host.sock only
+    "login_save": logins.login_save,
+    "login_clear": logins.login_clear,
+    "login_status": logins.login_status,
+    "login_setup_start": logins.login_setup_start,
+    "login_setup_finish": logins.login_setup_finish,
+    "usage": usage_ops.usage,
+    "usage_series": usage_ops.usage_series,
+    "budget_set": usage_ops.budget_set,
+    "budget_resume": usage_ops.budget_resume,
 }
 HANDLERS: Final[Mapping[Role, Mapping[str, Handler]]] = {
     "operator": _HOST,

@@ -40,6 +40,7 @@ async def agents(s: Services, caller: Caller, args: Args) -> Any:
         row["tools"] = _tools(s, a.name, applied) if applied else None
         row["model"] = applied.model if applied else None
         row["workspace"] = _workspace(s, a.name) if record else None
+        row["paused"] = "budget" if s.meter is not None and s.meter.paused(a.name) else None
         rows.append(row)
     return rows
 

@@ -12,6 +12,9 @@ from hyperhive.core.broker import Broker
 from hyperhive.core.bus import EventBus
 from hyperhive.core.caller import Caller, Role
 from hyperhive.core.directory import AgentDirectory
+from hyperhive.core.gateway.credentials import HiveCredentials
+from hyperhive.core.gateway.meter import Meter
+from hyperhive.core.gateway.setup_token import SetupTokens
 from hyperhive.core.governance import Governance
 from hyperhive.core.lifecycle import ContainersDisabled, Lifecycle
 from hyperhive.core.operator_token import DashboardLink
@@ -35,6 +38,11 @@ class Services:
     dashboard_link: Callable[[], DashboardLink | None]  # set once the dashboard serves
     started: float  # time.monotonic() at start
     durability: str  # the store's, as sqlite runs it
+    # The credentials only the core holds, and its setup-token flows (core/ops/logins.py).
+    credentials: HiveCredentials | None = None
+    setup_tokens: SetupTokens | None = None
+    # Spend and budgets (core/gateway/meter.py, core/ops/usage.py); None: nothing metered.
+    meter: Meter | None = None
 
     @property
     def lifecycle(self) -> Lifecycle:

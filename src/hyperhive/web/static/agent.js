@@ -1,8 +1,9 @@
-// hyperhive agent page: live tail over SSE, prompt, state badge, login.
+// hyperhive agent page: live tail over SSE, prompt, state badge, login, spend and budget.
 // Plain ES modules, no build step. Everything from the agent goes in via textContent.
 import { $, age, liveFeed, post, refresher, setServerNow } from "./common.js";
 import * as log from "./agent-log.js";
 import * as login from "./agent-login.js";
+import * as spend from "./agent-spend.js";
 import * as waits from "./agent-waits.js";
 
 const badge = $("badge"), cancelBtn = $("cancel"), promptBox = $("prompt");
@@ -73,6 +74,7 @@ cancelBtn.addEventListener("click", async () => {
 log.start();
 waits.start();
 login.start(refreshStatus);
+spend.start();
 setInterval(tick, 1000);
 tick();
 liveFeed({ onMessage: onEvent, on: { status: applyStatus } });

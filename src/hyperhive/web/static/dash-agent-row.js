@@ -1,5 +1,5 @@
 // hyperhive dashboard: one agent's row. One line (name linked to its page, role, state and
-// age, waiting for you, a brief of model, cost and inbox, the direct port link, start / stop /
+// age, paused by its budget, waiting for you, a brief of model, cost and inbox, the direct port link, start / stop /
 // restart / destroy); the details (facts, tool policy, workspace, last error) unfold under it.
 // A destroy is behind a typed confirmation. A row's DOM is only touched when its data changed.
 import { $, act, age, button, el, num, status } from "./common.js";
@@ -20,6 +20,8 @@ export function agentRow(a, refresh) {
   const link = el("a", "name", a.name), direct = el("a", "direct");
   for (const l of [link, direct]) { l.target = "_blank"; l.rel = "noopener noreferrer"; }
   const badge = el("span", "badge"), brief = el("span", "brief");
+  const paused = el("a", "paused", "paused: budget");
+  paused.href = "#spend";
   const waiting = el("a", "waiting", "◆ waiting for you");
   waiting.href = "#approvals";
   const actions = el("span", "actions"), msg = status(), btns = {};
@@ -40,7 +42,7 @@ export function agentRow(a, refresh) {
   destroy.title = `destroy ${a.name}`;
   actions.append(btns.start, btns.stop, btns.restart, destroy);
   top.append(fold, link, a.role === "manager" ? el("span", "role", "manager") : "", badge,
-    waiting, brief, direct, actions);
+    paused, waiting, brief, direct, actions);
 
   const more = el("div", "more"), facts = el("div", "facts"), error = el("div", "err");
   more.id = `more-${a.name}`;
@@ -52,7 +54,7 @@ export function agentRow(a, refresh) {
   more.append(facts, tools, work.root, error);
   const confirm = destroyConfirm(a.name, destroy, msg, refresh);
   root.append(top, more, confirm, msg);
-  const row = { root, fold, link, direct, badge, waiting, brief, more, facts, tools, toolsSum,
+  const row = { root, fold, link, direct, badge, paused, waiting, brief, more, facts, tools, toolsSum,
     toolsBody, work, error, actions, btns, open: false, chosen: null, sig: "" };
   fold.addEventListener("click", () => { row.chosen = !row.open; unfold(row, row.chosen); });
   return row;
@@ -101,7 +103,8 @@ export function updateAgent(row, a, containers) {
   const c = a.container || { state: containers ? "missing" : "external", backend: "—" };
   row.state = c.state;
   row.group = groupOf(a, c.state);
-  row.hay = [a.name, a.role, a.model || "default", c.state, row.group, row.group === "waiting" ? "waiting for you" : ""].join(" ").toLowerCase();
+  row.hay = [a.name, a.role, a.model || "default", c.state, row.group, row.group === "waiting" ? "waiting for you" : "",
+    a.paused ? `paused: ${a.paused}` : ""].join(" ").toLowerCase();
   row.data = a;
   // The workspace view follows its branch on every refresh, whether the row changed or not.
   if (row.open) updateWork(row.work, a.workspace, true);
@@ -131,6 +134,9 @@ export function updateAgent(row, a, containers) {
   row.actions.hidden = !containers;
   row.btns.start.disabled = c.state === "running";
   row.btns.stop.disabled = c.state === "stopped" || c.state === "missing";
+  row.paused.hidden = !a.paused;
+  row.paused.textContent = a.paused ? `paused: ${a.paused}` : "";
+  row.paused.title = a.paused ? `${a.name} gets no new turns: raise its budget or resume it under spend` : "";
   row.waiting.hidden = !a.waiting;
   row.waiting.title = a.waiting ? `${a.waiting} approval(s) from ${a.name} wait for your decision` : "";
 }

@@ -34,7 +34,8 @@ export function onEvents(batch) {
     if (type === "agent_state") changed = applyState(ev) || changed;
     if (type === "message" || type === "agent_state") refreshIn(STATS_MS);
     // approval_*: a row's "waiting for you" comes and goes with the approvals.
-    else if (type.startsWith("agent_") || type.startsWith("approval_")) refreshIn(SOON_MS);
+    // budget: a row's "paused: budget" comes and goes with its state.
+    else if (type.startsWith("agent_") || type.startsWith("approval_") || type === "budget") refreshIn(SOON_MS);
   }
   if (changed) place();
 }

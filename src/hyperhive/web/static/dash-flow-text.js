@@ -30,6 +30,8 @@ function eventText(m) {
       return `⚑ operator_answered #${p.question_id} “${short(p.question || "", 80)}” → ${short(answerText(p.answer))}`;
     case "agent_state":
       return `⚑ agent_state ${p.agent} ${p.state}${why ? `: ${short(why)}` : ""}`;
+    case "budget":
+      return `⚑ budget ${p.agent || "the hive"} → ${p.state}${p.text ? `: ${short(p.text)}` : ""}`;
     case "dead_letter":
       return `⚑ dead_letter #${p.message_id} ${p.from} → ${p.to} after ${p.attempts} tries: ${short(p.reason || "")}`;
     default:
@@ -52,6 +54,7 @@ function describe(ev) {
     case "question_answered": return [[q.asker], `? #${q.id} answered: ${short(answerText(q.answer))}`];
     case "dead_letter": return [[ev.message.to, ev.message.from], `✝ #${ev.message.id} to ${ev.message.to} is a dead letter after ${ev.attempts} tries: ${short(ev.reason)}`];
     case "dead_letter_retried": return [[ev.to], `↻ dead letter #${ev.id} back in ${ev.to}'s queue`];
+    case "budget": return [ev.agent ? [ev.agent] : [], `$ ${ev.agent || "the hive"} budget → ${ev.state}${ev.text ? `: ${short(ev.text)}` : ""}`];
     case "dead_letter_dropped": return [[ev.to], `✖ dead letter #${ev.id} to ${ev.to} dropped by ${ev.by}`];
     default: return [[], `· ${ev.type}`];
   }

@@ -13,8 +13,10 @@ let names = [], detached = false, missed = 0;
 
 const agentArg = () => ($("filter").value ? `&agent=${encodeURIComponent($("filter").value)}` : "");
 export const refresh = refresher(() => `api/messages?limit=${FLOW_HISTORY}${agentArg()}`, (list) => add(list.map(fromMessage)));
+// A `usage` event comes with every response an agent gets: the spend view shows those.
 export function onEvents(batch) {
-  add(batch.map((ev) => (ev.type === "message" ? fromMessage(ev.message) : fromBus(ev))));
+  const told = batch.filter((ev) => ev.type !== "usage");
+  add(told.map((ev) => (ev.type === "message" ? fromMessage(ev.message) : fromBus(ev))));
 }
 
 // The agents to filter by and to send to, kept in step with the agents section.

@@ -1,5 +1,6 @@
 // hyperhive dashboard: the agents' groups and their counts. Each agent sits in one group by
-// what it needs from the operator: waiting for you (its approvals are pending), failed or
+// what it needs from the operator: waiting for you (its approvals are pending), paused by its
+// budget, failed or
 // restarting, working (messages in its inbox), idle, stopped. Each group shows its count and
 // folds; folded groups stay folded across reloads (localStorage). The counts by state go on
 // top of the section and, those that are not zero, in the header.
@@ -8,6 +9,7 @@ import { filtering, matches, setFilter } from "./dash-agent-filter.js";
 
 export const GROUPS = [
   ["waiting", "waiting for you"],
+  ["paused", "paused: budget"],
   ["failed", "failed / restarting"],
   ["working", "working"],
   ["idle", "idle"],
@@ -22,6 +24,7 @@ const FOLDED_KEY = "hyperhive.dashboard.folded-groups";
 // `turn` is a turn in progress, where the row carries it.
 export function groupOf(a, state) {
   if (a.waiting > 0) return "waiting";
+  if (a.paused) return "paused";
   if (state === "failed" || state === "restarting") return "failed";
   if (state === "stopped" || state === "missing") return "stopped";
   return a.pending > 0 || a.turn ? "working" : "idle";

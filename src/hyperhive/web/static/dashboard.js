@@ -1,4 +1,4 @@
-// hyperhive dashboard: agents, approvals, questions, dead letters and the live message flow.
+// hyperhive dashboard: agents, spend, approvals, questions, dead letters and the live message flow.
 // Plain ES modules, no build step. The page keeps itself true from the core's event bus: an
 // event names what changed and the section re-fetches its JSON (or applies the event itself),
 // so another tab or the CLI shows up here too. Events arrive in batches, one per frame: a
@@ -10,8 +10,9 @@ import * as dead from "./dash-dead.js";
 import * as flow from "./dash-flow.js";
 import { connect } from "./dash-live.js";
 import * as questions from "./dash-questions.js";
+import * as spend from "./dash-spend.js";
 
-const sections = [agents, approvals, questions, dead, flow];
+const sections = [agents, spend, approvals, questions, dead, flow];
 document.addEventListener("hive:events", (e) => {
   for (const section of sections) {
     if (section.onEvents) section.onEvents(e.detail);
