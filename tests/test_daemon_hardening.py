@@ -62,7 +62,8 @@ def test_state_is_private_and_the_key_is_in_no_file_nor_command_line(hive: Daemo
     assert mode(state / "backend" / "bwrap") == 0o700
     for record in records:
         assert mode(record) == 0o600
-        assert "ANTHROPIC_API_KEY" in record.read_text()  # its name, for the record
+        # The key stays in the core (its gateway): not even its name reaches a spec.
+        assert "ANTHROPIC_API_KEY" not in record.read_text()
     leaked = [p for p in files_under(state) if KEY.encode() in p.read_bytes()]
     assert leaked == []
     for pid, argv in processes():
