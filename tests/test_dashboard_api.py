@@ -60,15 +60,15 @@ async def test_agents_show_backend_state_model_link_and_cost_so_far(
     assert bob["container"]["backend"] == "bwrap" and bob["container"]["state"] == "running"
     assert bob["stats"]["turns"] == 1 and bob["stats"]["input_tokens"] > 0
     assert bob["stats"]["cost_usd"] == 0.0 and bob["model"] is None
-    # The other loopback name (see agent_page_host), with the key to that page alone.
-    # The page is also told where the dashboard is (no key in that), for its approval links.
-    bob_key = page_key(swarm.token, "bob")
-    back = "&" + urlencode({"dashboard": swarm.base})
-    assert bob["url"] == f"http://localhost:{port_for('bob')}/?token={bob_key}{back}"
+    # A bwrap agent's port is in a network of its own: no direct link, the front door only.
+    assert bob["url"] is None
     assert bob["port"] == port_for("bob")  # the port the core assigned: its hashed one
     # The front door: the same page behind the dashboard's own origin.
     assert bob["page"] == "agents/bob/" and rows["hm1nd"]["page"] == "agents/hm1nd/"
+    # An agent the host reaches gets the other loopback name (see agent_page_host), with
+    # the key to that page alone, and where the dashboard is (no key), for approval links.
     hm1nd_key = page_key(swarm.token, "hm1nd")
+    back = "&" + urlencode({"dashboard": swarm.base})
     assert rows["hm1nd"]["url"] == f"http://localhost:8000/?token={hm1nd_key}{back}"
     assert rows["hm1nd"]["container"] is None  # an external participant in these tests
     model_file = swarm.hive.config.state_dir / "agents" / "bob" / "state" / "hyperhive-model"

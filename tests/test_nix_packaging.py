@@ -182,7 +182,14 @@ def test_the_package_is_built_by_setuptools_from_pyproject_with_its_dependencies
     assert (result["pname"], result["version"]) == (project["name"], project["version"])
     assert result["description"] == project["description"]
     assert result["buildSystem"] == ["setuptools"]
-    assert result["dependencies"] == ["starlette", "uvicorn", "claude-agent-sdk", "mcp"]
+    assert result["dependencies"] == [
+        "starlette",
+        "uvicorn",
+        "claude-agent-sdk",
+        "mcp",
+        "httpx",
+        "h11",
+    ]
     assert result["dependencies"] == [
         spec.split(">")[0].split("=")[0].split("<")[0] for spec in project["dependencies"]
     ]

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -61,29 +62,44 @@ def read_secret(path: Path) -> str | None:
 def create_secret(path: Path, value: str) -> bool:
     """Write ``value`` to a new ``path`` (0600); False if a file was already there."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # A hard link, not a rename: it fails rather than replace a file that appeared.
+    try:
+        _through_temp(path, value, lambda temp: os.link(temp, path, follow_symlinks=False))
+    except FileExistsError:
+        return False
+    return True
+
+
+def replace_secret(path: Path, value: str) -> None:
+    """Write ``value`` to ``path`` (0600) atomically: a reader sees the old file or the new.
+    The rename replaces whatever is at ``path`` (a planted symlink too), never follows it."""
+    _through_temp(path, value, lambda temp: os.replace(temp, path))
+
+
+def _through_temp(path: Path, value: str, put: Callable[[Path], None]) -> None:
+    """``value`` written and synced to a fresh temp file beside ``path``, then ``put`` in
+    place; the temp file never outlives the call. FileExistsError from ``put`` passes."""
     temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(temp, flags, 0o600)
     except OSError as exc:
-        raise ConfigError(f"cannot create {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
     try:
         try:
             os.write(fd, (value + "\n").encode())
             os.fsync(fd)
         finally:
             os.close(fd)
-        # A hard link, not a rename: it fails rather than replace a file that appeared.
-        os.link(temp, path, follow_symlinks=False)
+        put(temp)
     except FileExistsError:
-        return False
+        raise
     except OSError as exc:
-        raise ConfigError(f"cannot create {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
     _sync_dir(path.parent)
-    return True
 
 
 def _sync_dir(directory: Path) -> None:

@@ -73,6 +73,8 @@ let
       uvicorn = mkDrv "uvicorn-0.35.0" { };
       claude-agent-sdk = mkDrv "claude-agent-sdk-0.1.44" { };
       mcp = mkDrv "mcp-1.12.4" { };
+      httpx = mkDrv "httpx-0.28.1" { };
+      h11 = mkDrv "h11-0.16.0" { };
     };
     claude-code = mkDrv "claude-code-2.0.0"
       { meta.license = { shortName = "unfree"; free = false; }; };

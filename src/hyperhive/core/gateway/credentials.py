@@ -11,12 +11,10 @@ answers say only where one is, and the save hook is told only whose changed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import re
-import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final, cast, get_args
@@ -24,7 +22,7 @@ from typing import Final, cast, get_args
 from hyperhive.core.gateway.seams import Credential, CredentialKind
 from hyperhive.errors import BadRequest, ConfigError
 from hyperhive.names import MANAGER, validate_agent_name
-from hyperhive.secret_file import read_secret
+from hyperhive.secret_file import read_secret, replace_secret
 
 log = logging.getLogger(__name__)
 KINDS: Final = frozenset(get_args(CredentialKind))
@@ -166,24 +164,5 @@ def _private_dir(path: Path) -> None:
 
 
 def _replace_secret(path: Path, body: str) -> None:
-    """``body`` in ``path`` (0600), atomically: a reader sees the old file or the new."""
     _private_dir(path.parent)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(temp, flags, 0o600)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        try:
-            os.write(fd, (body + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # A rename replaces whatever is at ``path`` (a planted symlink too), never follows it.
-        os.replace(temp, path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+    replace_secret(path, body)

@@ -91,14 +91,24 @@ export function say(node, res) {
   node.textContent = res.message;
   node.className = "msg " + (res.ok ? "ok" : "bad");
 }
+// Whether a button is off by its row's state; an action running on it keeps it busy (off)
+// until it ends, and then this is what it returns to.
+export function setOff(btn, off) {
+  btn.dataset.off = off ? "1" : "";
+  if (!btn.dataset.busy) btn.disabled = off;
+}
+
 // One action: the button is busy while it runs (no double posts); the answer shows inline,
 // and a success is echoed in the section, because the card itself may vanish on refresh.
 export async function act(btn, msg, path, fields, sectionMsg) {
+  btn.dataset.busy = "1";
   btn.disabled = true;
   msg.textContent = "…";
   msg.className = "msg";
   const res = await post(path, fields);
-  btn.disabled = false;
+  delete btn.dataset.busy;
+  // A refresh during the post may have switched the button off (a stopped agent's stop).
+  btn.disabled = btn.dataset.off === "1";
   say(msg, res);
   if (res.ok && sectionMsg) say(sectionMsg, res);
   return res;

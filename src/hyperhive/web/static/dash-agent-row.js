@@ -2,7 +2,7 @@
 // age, paused by its budget, waiting for you, a brief of model, cost and inbox, the direct port link, start / stop /
 // restart / destroy); the details (facts, tool policy, workspace, last error) unfold under it.
 // A destroy is behind a typed confirmation. A row's DOM is only touched when its data changed.
-import { $, act, age, button, el, num, status } from "./common.js";
+import { $, act, age, button, el, num, setOff, status } from "./common.js";
 import { groupOf } from "./dash-groups.js";
 import { updateWork, workBox } from "./dash-work.js";
 
@@ -132,8 +132,8 @@ export function updateAgent(row, a, containers) {
   updateTools(row, a.tools);
   if (!row.open) updateWork(row.work, a.workspace, false);
   row.actions.hidden = !containers;
-  row.btns.start.disabled = c.state === "running";
-  row.btns.stop.disabled = c.state === "stopped" || c.state === "missing";
+  setOff(row.btns.start, c.state === "running");
+  setOff(row.btns.stop, c.state === "stopped" || c.state === "missing");
   row.paused.hidden = !a.paused;
   row.paused.textContent = a.paused ? `paused: ${a.paused}` : "";
   row.paused.title = a.paused ? `${a.name} gets no new turns: raise its budget or resume it under spend` : "";
