@@ -207,6 +207,41 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX budget_log_day ON budget_log (scope, day, what);
     """,
+    # 8: the audit log (core/audit.py): append-only, each entry carries the hash of the
+    # previous one, so an edited, removed or reordered entry is found by `hive audit verify`.
+    """
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        via TEXT NOT NULL,
+        action TEXT NOT NULL,
+        agent TEXT,
+        detail TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_agent ON audit_log (agent, id);
+    CREATE INDEX audit_log_at ON audit_log (at);
+    """,
+    # 9: the notification outbox (core/notify/): one row per sink and notification, kept
+    # until delivered or given up on, so a restart or a receiver that is down loses none.
+    """
+    CREATE TABLE notify_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sink TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created REAL NOT NULL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending'
+            CHECK (state IN ('pending', 'delivered', 'dropped')),
+        last_error TEXT,
+        done_at REAL
+    );
+    CREATE INDEX notify_outbox_due ON notify_outbox (state, sink, next_at);
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}
