@@ -56,6 +56,7 @@ from hyperhive.core.supervision import Policy
 from hyperhive.core.workspace import Workspaces
 from hyperhive.errors import HiveError
 from hyperhive.names import MANAGER, OPERATOR
+from hyperhive.settings import LiveSettings
 
 __all__ = ["ContainersDisabled", "Hive", "NotStarted", "private_dirs"]
 
@@ -94,9 +95,12 @@ class Hive:
         env: Mapping[str, str] | None = None,
         policy: Policy | None = None,
         operator_token: str | None = None,
+        settings: LiveSettings | None = None,
     ) -> None:
-        """``env``: the environment forwarded into containers (default: the core's own)."""
+        """``env``: the environment forwarded into containers (default: the core's own);
+        ``settings``: what a reload may change (hive.toml), read live by the services."""
         self.config = config
+        self.settings = settings if settings is not None else LiveSettings()
         self._backend = backend
         self._env = env
         self._policy = policy
@@ -252,6 +256,7 @@ class Hive:
                 credentials=credentials,
                 setup_tokens=self._setup_tokens,
                 meter=meter,
+                settings=self.settings,
             )
         )
         return _Parts(

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hyperhive.config import Config
@@ -20,6 +20,7 @@ from hyperhive.core.lifecycle import ContainersDisabled, Lifecycle
 from hyperhive.core.operator_token import DashboardLink
 from hyperhive.core.protocol import Args
 from hyperhive.core.registry import Registry
+from hyperhive.settings import LiveSettings
 
 __all__ = ["Args", "Caller", "Handler", "Role", "Services", "Streamer"]
 
@@ -43,6 +44,8 @@ class Services:
     setup_tokens: SetupTokens | None = None
     # Spend and budgets (core/gateway/meter.py, core/ops/usage.py); None: nothing metered.
     meter: Meter | None = None
+    # What a reload may change (hive.toml): read at the moment of deciding.
+    settings: LiveSettings = field(default_factory=LiveSettings)
 
     @property
     def lifecycle(self) -> Lifecycle:
