@@ -190,3 +190,21 @@ async def test_an_unknown_model_is_priced_as_the_dearest_and_counted(hm1nd_hive:
     assert meter.today("alice").cost_nusd == 2 * 1000 * 75_000  # opus 4.1's $75/MTok
     assert meter.ledger.unpriced(meter.day) == 2
     meter.close()
+
+
+async def test_a_model_no_price_names_is_warned_about_once_not_per_request(
+    hm1nd_hive: Hive, caplog: pytest.LogCaptureFixture
+) -> None:
+    meter = meter_on(hm1nd_hive, Clock(), {}, Budget())
+    try:
+        with caplog.at_level("WARNING", logger="hyperhive.core.gateway.meter"):
+            for _ in range(5):
+                meter.record("alice", "claude-unheard-of-9", TENTH_MILLION)
+            meter.record("bob", "claude-unheard-of-9", TENTH_MILLION)
+            meter.record("alice", "another-unpriced", TENTH_MILLION)
+        warned = [r.getMessage() for r in caplog.records if "no price names" in r.getMessage()]
+        assert len(warned) == 2
+        assert "claude-unheard-of-9" in warned[0] and "another-unpriced" in warned[1]
+        assert meter.today("alice").requests == 6  # every request still metered
+    finally:
+        meter.close()

@@ -40,6 +40,16 @@ def test_typed_budgets_become_numbers_and_a_blank_field_leaves_that_limit_alone(
     }
 
 
+def test_none_typed_in_a_budget_box_or_a_json_null_lifts_that_limit() -> None:
+    assert budget_args({"usd_per_day": "none"}) == {"usd_per_day": None}
+    assert budget_args({"usd_per_day": " No Limit ", "tokens_per_day": "5"}) == {
+        "usd_per_day": None,
+        "tokens_per_day": 5,
+    }
+    assert budget_args({"tokens_per_day": None}) == {"tokens_per_day": None}
+    assert budget_args({"tokens_per_day": "off", "usd_per_day": ""}) == {"tokens_per_day": None}
+
+
 @pytest.mark.parametrize(
     ("fields", "says"),
     [
@@ -196,6 +206,13 @@ async def test_raising_an_agents_budget_from_the_dashboard_and_from_its_page(
     shown = (await http.get("/api/usage")).json()
     assert shown["hive"]["budget"]["usd_per_day"] == 40.0
     assert (await http.get("/agents/amy/api/spend")).json()["budget"]["tokens_per_day"] == 200_000
+    answer = await post(http, swarm, "/agents/amy/api/budget", usd_per_day="none")
+    assert answer.json()["message"] == "amy: budget 200,000 tokens/day → ok"
+    answer = await post(http, swarm, "/api/agents/amy/budget", tokens_per_day="none")
+    assert answer.json()["message"] == "amy: budget no limit → ok"
+    assert (await amy_row(http))["budget"] == {"usd_per_day": None, "tokens_per_day": None}
+    answer = await post(http, swarm, "/api/budget", usd_per_day="unlimited")
+    assert (await http.get("/api/usage")).json()["hive"]["budget"]["usd_per_day"] is None
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hyperhive.core.operator_desk import OperatorDesk
+from hyperhive.core.operator_desk import OPERATOR_CALLER, OperatorDesk
 from hyperhive.errors import BadRequest, HiveError
 from hyperhive.web.answers import answer, refused
 from hyperhive.web.dashboard_state import dashboard_of
@@ -171,8 +171,11 @@ async def agent_resume(request: Request) -> Response:
 async def set_budget(desk: OperatorDesk, agent: str | None, fields: dict[str, Any]) -> Done:
     """``budget_set`` for ``agent`` (None: the hive's) from the form's fields, checked
     first: a bad field is a 400 that changed nothing."""
-    args = budget_args(fields)
-    result = await desk.call("budget_set", agent=agent, **args)
+    args: dict[str, Any] = {**budget_args(fields)}  # a None in it lifts that limit
+    if agent is not None:
+        args["agent"] = agent
+    # Not desk.call: it leaves None out, and here None is the op's "no limit".
+    result = await desk.dispatch(OPERATOR_CALLER, "budget_set", args)
     who = agent if agent is not None else "the hive"
     return f"{who}: budget {described(result['budget'])} → {result['state']}", result
 

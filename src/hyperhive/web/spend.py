@@ -4,7 +4,7 @@ the ``usage`` answer as rows, and the metering's bus events as the pages may see
 No I/O: the dashboard and an agent's page at the front door both send a raised budget
 through here, so a bad field is refused the same way everywhere, before any op runs. A
 field is the text typed in the form (or a JSON number); an empty one leaves that limit as
-it is.
+it is, and "none" (or JSON null) lifts it.
 """
 
 from __future__ import annotations
@@ -36,33 +36,48 @@ SPEND_EVENTS: Final = frozenset({"usage", "budget"})
 STATES: Final = frozenset({"ok", "warn", "paused"})
 MAX_TEXT: Final = 500
 
-Budget = dict[str, float | int]
+# Typed in a budget box, each lifts that limit (the op's null).
+LIFT_WORDS: Final = frozenset({"none", "no limit", "unlimited", "off"})
+Budget = dict[str, float | int | None]
+
+
+class _Lift:
+    """A field that lifts its limit, as :func:`_amount` reads it."""
+
+
+LIFT: Final = _Lift()
 
 
 def budget_args(fields: dict[str, Any]) -> Budget:
-    """``usd_per_day`` and/or ``tokens_per_day`` from ``fields``, checked; at least one."""
+    """``usd_per_day`` and/or ``tokens_per_day`` from ``fields``, checked; at least one.
+    A lifted limit is ``None`` in the answer: ``budget_set``'s null."""
     only(fields, "usd_per_day", "tokens_per_day")
     args: Budget = {}
-    usd = _amount(fields.get("usd_per_day"), "usd_per_day", MAX_USD_PER_DAY, integer=False)
+    usd = _amount(fields.get("usd_per_day", ""), "usd_per_day", MAX_USD_PER_DAY, integer=False)
     if usd is not None:
-        args["usd_per_day"] = float(usd)
-    tokens = _amount(fields.get("tokens_per_day"), "tokens_per_day", MAX_TOKENS_PER_DAY, True)
+        args["usd_per_day"] = None if isinstance(usd, _Lift) else float(usd)
+    tokens = _amount(fields.get("tokens_per_day", ""), "tokens_per_day", MAX_TOKENS_PER_DAY, True)
     if tokens is not None:
-        args["tokens_per_day"] = int(tokens)
+        args["tokens_per_day"] = None if isinstance(tokens, _Lift) else int(tokens)
     if not args:
-        raise BadRequest("give a budget: usd_per_day (dollars a day) and/or tokens_per_day")
+        raise BadRequest(
+            "give a budget: usd_per_day (dollars a day) and/or tokens_per_day, or none to lift one"
+        )
     return args
 
 
-def _amount(raw: Any, name: str, high: float, integer: bool) -> float | int | None:
-    """One limit, above 0 and at most ``high``; None when the field is absent or blank."""
+def _amount(raw: Any, name: str, high: float, integer: bool) -> float | int | _Lift | None:
+    """One limit, above 0 and at most ``high``; None when the field is blank, LIFT when it
+    says none (or is JSON null)."""
     what = "a whole number of tokens, like 200000" if integer else "dollars, like 5 or 2.50"
     if raw is None:
-        return None
+        return LIFT
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise BadRequest(f"{name} must be {what}")
     if isinstance(raw, str):
         text = raw.strip().translate(_SPACERS)
+        if raw.strip().lower() in LIFT_WORDS:
+            return LIFT
         if not integer:
             text = text.removeprefix("$")
         if not text:

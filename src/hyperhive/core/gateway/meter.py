@@ -96,6 +96,7 @@ class Meter:
         self._resumed: set[Scope] = ledger.resumed(self._day)
         self._states: dict[Scope, State] = {}
         self._held: set[str] = set()
+        self._unpriced_seen: set[str | None] = set()
         self._timer: asyncio.TimerHandle | None = None
 
     # -- running ------------------------------------------------------------------------
@@ -150,7 +151,10 @@ class Meter:
         now = self._clock()
         self._roll()
         priced = self.prices.price_of(model)
-        if not priced.known:
+        if not priced.known and model not in self._unpriced_seen and len(self._unpriced_seen) < 64:
+            # Once per model, for a few models: the name is the agent's to choose, and
+            # every request of a busy agent would flood the log.
+            self._unpriced_seen.add(model)
             log.warning(
                 "metering: %s used model %r, which no price names; priced dearest", agent, model
             )

@@ -48,10 +48,11 @@ export function tokensText(t) {
 function field(label, name, hint) {
   const wrap = el("label", "bf"), input = el("input");
   input.name = name;
-  input.inputMode = "decimal";
   input.autocomplete = "off";
   input.spellcheck = false;
   input.placeholder = hint;
+  input.title = "blank: keep it · none: no limit";
+  input.inputMode = "text"; // "none" must be typeable on a phone too
   wrap.append(`${label} `, input);
   return [wrap, input];
 }
