@@ -9,6 +9,8 @@ ttfb_ms            {direct, gateway, added} x {p50, p99}: from sending a request
                    first byte of its body (``message_start``) is read
 total_ms           the same until its last byte (``message_stop``) is read
 added_*            gateway minus direct at that percentile (the target: <= 2 ms at p99)
+core_cpu_ms        the core's CPU time (user + system) per request through it, in the
+                   latency run: what the gateway costs, whatever else loads the machine
 throughput_rps     {direct, gateway}: streamed requests answered per second with
                    ``--concurrency`` (16) clients at once, ``--throughput-requests`` in all,
                    spread over ``--agents`` agents' sockets (the per-agent cap is 4)
@@ -128,19 +130,27 @@ def figures(direct: list[float], gateway: list[float]) -> dict[str, float]:
     return out
 
 
-async def latency(direct: httpx.AsyncClient, gateway: httpx.AsyncClient, n: int) -> Any:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def latency(direct: httpx.AsyncClient, gateway: httpx.AsyncClient, n: int, core: int) -> Any:
     auth = {"x-api-key": KEY}
     placeholder = {"x-api-key": "hyperhive-gateway"}
     for _ in range(20):  # warm both paths: connections, caches
         await one(direct, auth)
         await one(gateway, placeholder)
     runs: dict[str, list[tuple[float, float]]] = {"direct": [], "gateway": []}
+    cpu = cpu_seconds(core)
     for _ in range(n):
         runs["direct"].append(await one(direct, auth))
         runs["gateway"].append(await one(gateway, placeholder))
     ttfb = figures([r[0] for r in runs["direct"]], [r[0] for r in runs["gateway"]])
     total = figures([r[1] for r in runs["direct"]], [r[1] for r in runs["gateway"]])
-    return {"ttfb_ms": ttfb, "total_ms": total}
+    core_cpu = round((cpu_seconds(core) - cpu) * 1000 / n, 3)
+    return {"ttfb_ms": ttfb, "total_ms": total, "core_cpu_ms": core_cpu}
 
 
 async def throughput(clients: list[httpx.AsyncClient], key: str, n: int, width: int) -> float:
@@ -175,10 +185,14 @@ async def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
         "ANTHROPIC_API_KEY": KEY,
     }
     env.pop("HYPERHIVE_UPSTREAM_URL", None)
-    core, _ = await start(
-        [sys.executable, "-m", "hyperhive.daemons.c0re", "serve", "--no-containers",
-         "--no-dashboard", "--log-level", "WARNING"], env,
-    )  # fmt: skip
+    try:
+        core, _ = await start(
+            [sys.executable, "-m", "hyperhive.daemons.c0re", "serve", "--no-containers",
+             "--no-dashboard", "--log-level", "WARNING"], env,
+        )  # fmt: skip
+    except BaseException:
+        await stop(upstream)  # else it outlives the run
+        raise
     try:
         names = [f"bench-{i}" for i in range(args.agents)]
         async with await Client.connect(base / "r" / "host.sock") as host:
@@ -191,7 +205,7 @@ async def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
         direct = httpx.AsyncClient(transport=tcp, base_url=f"http://127.0.0.1:{port}", timeout=60)
         gateways = [uds(path) for path in sockets]
         try:
-            result: dict[str, Any] = await latency(direct, gateways[0], args.requests)
+            result: dict[str, Any] = await latency(direct, gateways[0], args.requests, core.pid)
             result["throughput_rps"] = {
                 "direct": await throughput(
                     [direct], KEY, args.throughput_requests, args.concurrency

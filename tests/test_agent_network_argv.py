@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hyperhive.backends.base import ContainerSpec
-from hyperhive.backends.bwrap import bwrap_argv
+from hyperhive.backends.bwrap_argv import bwrap_argv
 from hyperhive.backends.user_net import (
     RESOLVER,
     find_tool,

@@ -19,7 +19,8 @@ import pytest
 
 from hyperhive.backends._child import descendants
 from hyperhive.backends.base import ContainerSpec
-from hyperhive.backends.bwrap import BwrapBackend, bwrap_argv
+from hyperhive.backends.bwrap import BwrapBackend
+from hyperhive.backends.bwrap_argv import bwrap_argv
 from support.backend_probe import Lines, wait_gone, write_probe
 
 BOUND = 30.0  # on waits for a sandbox to stop or exit; a loaded 2-core machine is slow, not this

@@ -60,9 +60,12 @@ async def test_agents_show_backend_state_model_link_and_cost_so_far(
     assert bob["container"]["backend"] == "bwrap" and bob["container"]["state"] == "running"
     assert bob["stats"]["turns"] == 1 and bob["stats"]["input_tokens"] > 0
     assert bob["stats"]["cost_usd"] == 0.0 and bob["model"] is None
-    # A bwrap agent's port is in a network of its own: no direct link, the front door only.
-    assert bob["url"] is None
     assert bob["port"] == port_for("bob")  # the port the core assigned: its hashed one
+    # A bwrap agent's port is in a network of its own: the core relays it to the page,
+    # so the direct link is there while the relay listens (core/page_relay.py).
+    bob_key = page_key(swarm.token, "bob")
+    assert bob["port_relayed"] is True
+    assert bob["url"].startswith(f"http://localhost:{bob['port']}/?token={bob_key}")
     # The front door: the same page behind the dashboard's own origin.
     assert bob["page"] == "agents/bob/" and rows["hm1nd"]["page"] == "agents/hm1nd/"
     # An agent the host reaches gets the other loopback name (see agent_page_host), with

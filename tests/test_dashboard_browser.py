@@ -228,19 +228,30 @@ async def test_stop_start_and_a_confirmed_destroy_from_the_agent_row(browsed: Br
     assert "bob" not in swarm.hive.registry
 
 
-async def test_a_bwrap_agent_has_no_direct_link_since_its_port_is_in_its_own_network(
+async def test_a_bwrap_agents_own_port_is_relayed_by_the_core_and_its_page_opens_there_too(
     browsed: Browsed,
 ) -> None:
     page, swarm = browsed.page, browsed.swarm
     await swarm.host("spawn", name="pia")  # a real harness in a network namespace of its own
     row = page.locator('[data-agent="pia"]')
     await expect(row.locator(".badge")).to_have_text(RUNNING, timeout=SLOW_MS)
-    await expect(row.locator(".direct")).to_be_hidden()
+    # The front door, at the dashboard's own origin.
     async with page.context.expect_page() as opened:
         await row.locator("a.name").click()
     agent = await opened.value
     await expect(agent).to_have_title("pia · hyperhive", timeout=SLOW_MS)
     await expect(agent.locator("#link")).to_have_text("● live", timeout=SLOW_MS)
+    # And its own port on the host's loopback, which the core relays into the sandbox:
+    # the page key in the link logs the browser in there.
+    direct = row.locator(".direct")
+    await expect(direct).to_be_visible(timeout=SLOW_MS)
+    async with page.context.expect_page() as opened:
+        await direct.click()
+    own = await opened.value
+    await expect(own).to_have_title("pia · hyperhive", timeout=SLOW_MS)
+    await expect(own.locator("#link")).to_have_text("● live", timeout=SLOW_MS)
+    [shown] = await swarm.host("agents", name="pia")
+    assert own.url.startswith(f"http://localhost:{shown['port']}/")
 
 
 def forging_site(target: str) -> Starlette:

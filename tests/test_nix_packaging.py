@@ -189,6 +189,7 @@ def test_the_package_is_built_by_setuptools_from_pyproject_with_its_dependencies
         "mcp",
         "httpx",
         "h11",
+        "prometheus-client",
     ]
     assert result["dependencies"] == [
         spec.split(">")[0].split("=")[0].split("<")[0] for spec in project["dependencies"]

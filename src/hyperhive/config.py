@@ -54,6 +54,15 @@ DEFAULT_GATEWAY_PER_AGENT: Final = 4
 DEFAULT_GATEWAY_MAX_BODY: Final = 32 * 1024 * 1024
 DEFAULT_GATEWAY_RETRY_FOR: Final = 600.0
 DEFAULT_GATEWAY_CONNECTIONS: Final = 16
+# The operator's settings file (settings_file.py), and the env vars that pin one of its
+# values (core/settings_source.py): set, they win over the file.
+SETTINGS_FILE: Final = "hive.toml"
+SETTINGS_ENV: Final = (
+    "HYPERHIVE_BUDGET_USD_PER_DAY",
+    "HYPERHIVE_BUDGET_TOKENS_PER_DAY",
+    "HYPERHIVE_GATEWAY_CONCURRENCY",
+    "HYPERHIVE_GATEWAY_PER_AGENT",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +99,17 @@ class Config:
     # The hive-wide daily budget (core/gateway/meter.py); None: no limit of that kind.
     hive_usd_per_day: float | None = None
     hive_tokens_per_day: int | None = None
+    # hive.toml (None: <state>/hive.toml), and which of SETTINGS_ENV were set.
+    config_file: Path | None = None
+    env_pinned: frozenset[str] = frozenset()
 
     @property
     def db_path(self) -> Path:
         return self.state_dir / "hive.db"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.config_file if self.config_file is not None else self.state_dir / SETTINGS_FILE
 
     @property
     def host_socket(self) -> Path:
@@ -146,6 +162,7 @@ def resolve(
     durability: str | None = None,
     env: Mapping[str, str] | None = None,
     uid: int | None = None,
+    config_file: str | None = None,
 ) -> Config:
     """Flags win over env vars, env vars over the defaults of DESIGN §2."""
     env = os.environ if env is None else env
@@ -161,6 +178,7 @@ def resolve(
         raise ConfigError(f"unknown durability {durable!r}: choose one of {', '.join(DURABILITY)}")
     max_body = _int_env(env, "HYPERHIVE_MAX_BODY", DEFAULT_MAX_BODY)
     lease = float(_int_env(env, "HYPERHIVE_LEASE_SECONDS", int(DEFAULT_LEASE_SECONDS)))
+    settings_file = config_file or env.get("HYPERHIVE_CONFIG")
     return Config(
         state_dir=state.absolute(),
         run_dir=run.absolute(),
@@ -201,6 +219,8 @@ def resolve(
         ),
         hive_usd_per_day=_float_env(env, "HYPERHIVE_BUDGET_USD_PER_DAY"),
         hive_tokens_per_day=_int_env(env, "HYPERHIVE_BUDGET_TOKENS_PER_DAY", 0) or None,
+        config_file=Path(settings_file).absolute() if settings_file else None,
+        env_pinned=frozenset(key for key in SETTINGS_ENV if env.get(key)),
     )
 
 

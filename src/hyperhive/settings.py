@@ -102,7 +102,9 @@ class StallSettings:
 
     thinking: float | None = 600.0  # a turn with no engine event for this long
     approval: float | None = 3600.0  # an approval or question pending for this long
-    lease: float | None = 1800.0  # a message leased and not acked for this long
+    # A message leased and not acked for this long: below the lease itself (900 s by
+    # default), so the operator hears before the message goes back to the queue.
+    lease: float | None = 600.0
 
 
 @dataclass(frozen=True, slots=True)

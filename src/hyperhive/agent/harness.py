@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from hyperhive.agent import tool_requests
+from hyperhive.agent.activity import ActivityReport
 from hyperhive.agent.control import AgentEvent, CommandResult, Status
 from hyperhive.agent.core_link import CoreLink
 from hyperhive.agent.engine import Engine
@@ -46,7 +47,8 @@ class Harness:
         self.credentials = credentials
         self._model_file = ModelFile(settings.model_file)
         self._presence = Presence(history, clock)
-        self._turns = Turns(settings, engine, history, self._presence)
+        self._activity = ActivityReport(settings.socket)
+        self._turns = Turns(settings, engine, history, self._presence, self._activity)
         self._stopping = asyncio.Event()
         self._link = CoreLink(
             settings,
@@ -75,6 +77,7 @@ class Harness:
             self._presence.set(logged_in=self.credentials.available())
         # Behind the gateway the core says, once connected (agent/core_link.py).
         tasks = [asyncio.create_task(self._link.run()), asyncio.create_task(self._turns.run())]
+        tasks.append(asyncio.create_task(self._activity.run()))
         try:
             await self._stopping.wait()
         finally:

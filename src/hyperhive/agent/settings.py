@@ -23,6 +23,9 @@ MANAGER_PORT: Final = 8000
 AGENT_PORTS: Final = range(8100, 9000)
 DEFAULT_IDLE_SECONDS: Final = 600.0
 WEB_SOCKET_NAME: Final = "web.sock"
+# The gated page the core relays the agent's port to, where that port is out of the
+# host's reach (its own network namespace): the page as on a port, on a unix socket.
+PAGE_SOCKET_NAME: Final = "page.sock"
 # HYPERHIVE_AGENT_PORT values that mean no page on a port: only web.sock, behind the core.
 NO_PORT: Final = frozenset({"none", "off"})
 
@@ -60,6 +63,9 @@ class AgentSettings:
     # the API only through it, with no key of its own. None: the CLI uses whatever
     # credentials its environment has (a harness run by hand, tests of the engine).
     api_socket: Path | None = None
+    # The page behind its key on this unix socket instead of on ``port`` itself: the
+    # core listens on the port and relays it here (core/page_relay.py).
+    page_socket: Path | None = None
 
     @property
     def web_socket(self) -> Path:
@@ -101,6 +107,7 @@ def resolve(
     env_port = env.get("HYPERHIVE_AGENT_PORT")
     web_socket = env.get("HYPERHIVE_AGENT_WEB_SOCKET")
     api_socket = env.get("HYPERHIVE_AGENT_API_SOCKET")
+    page_socket = env.get("HYPERHIVE_AGENT_PAGE_SOCKET")
     return AgentSettings(
         name=chosen,
         role=role,
@@ -121,6 +128,7 @@ def resolve(
         tools=tool_policy(env.get("HYPERHIVE_TOOL_POLICY"), manager=role == "manager"),
         web_socket_path=Path(web_socket) if web_socket else None,
         api_socket=Path(api_socket) if api_socket else None,
+        page_socket=Path(page_socket) if page_socket else None,
     )
 
 

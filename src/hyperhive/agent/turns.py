@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hyperhive.agent import work_changes
+from hyperhive.agent.activity import ActivityReport
 from hyperhive.agent.engine import Engine, EngineError
 from hyperhive.agent.failures import Failed, Handled, Outcome, Retry, judge
 from hyperhive.agent.history import History
@@ -32,9 +33,15 @@ class Work:
 
 class Turns:
     def __init__(
-        self, settings: AgentSettings, engine: Engine, history: History, presence: Presence
+        self,
+        settings: AgentSettings,
+        engine: Engine,
+        history: History,
+        presence: Presence,
+        activity: ActivityReport | None = None,
     ) -> None:
         self._settings = settings
+        self._activity = activity  # the core's word on the turn, for stall detection
         self._engine = engine
         self._history = history
         self._presence = presence
@@ -73,6 +80,8 @@ class Turns:
         turn = self._history.publish("turn_start", begin).id
         self.running, self._cancelled = True, False
         self._presence.set(turn_running=True)
+        if self._activity is not None:
+            self._activity.start(turn)
         if self.restart_engine:
             self.restart_engine = False
             await self._engine.close()
@@ -82,6 +91,8 @@ class Turns:
         try:
             async for event in self._engine.turn(work.prompt):
                 self._history.publish(event.kind, event.data)
+                if self._activity is not None:
+                    self._activity.event(turn)
                 if event.kind == "result":
                     result = event.data
         except EngineError as exc:
@@ -89,6 +100,8 @@ class Turns:
         finally:
             self.running = False
             self._presence.set(turn_running=False)
+            if self._activity is not None:
+                self._activity.end(turn)
         work_after = await asyncio.to_thread(work_changes.snapshot, self._settings.workspace)
         changed = work_changes.changes(work_before, work_after)
         if changed is not None:

@@ -100,6 +100,9 @@ class Backend(Protocol):
     # True when the container is the boundary (bwrap, nixos): the agent may
     # then use every built-in tool inside it by default (hyperhive.tool_defaults).
     isolating: bool
+    # True when an agent's 127.0.0.1 is its own (bwrap's network namespace, nixos's
+    # private network): its page port is then the core's relay (core/page_relay.py).
+    own_network: bool
 
     async def create(self, spec: ContainerSpec) -> None:
         """Build the container (not started). Creating an existing one is an error."""

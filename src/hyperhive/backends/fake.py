@@ -87,6 +87,7 @@ class FakeBackend:
     name = "fake"
     agent_uids = False
     isolating = False
+    own_network = False
 
     def __init__(self, *, lines: Lines = started_lines) -> None:
         self._lines = lines

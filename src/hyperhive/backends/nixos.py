@@ -71,6 +71,7 @@ STATES: Final[dict[str, State]] = {"up": "running", "down": "stopped", "gone": "
 class NixosBackend:
     name = "nixos"
     isolating = True
+    own_network = True
 
     def __init__(
         self,

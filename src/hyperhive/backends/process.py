@@ -91,6 +91,7 @@ class ProcessBackend:
     name = "process"
     agent_uids = False
     isolating = False
+    own_network = False
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from hyperhive.cli import render, render_dead, render_usage, render_work
+from hyperhive.cli import audit, render, render_config, render_dead, render_usage, render_work
 from hyperhive.client import Client, call_retrying
 from hyperhive.errors import HiveError
 
@@ -203,6 +203,12 @@ async def _budget(client: Client, args: argparse.Namespace) -> Shown:
     return await client.call("budget_set", **limits), render_usage.budget_set
 
 
+async def _config(client: Client, args: argparse.Namespace) -> Shown:
+    if args.action == "reload":
+        return await client.call("config_reload"), render_config.reloaded
+    return await client.call("config_show"), render_config.show
+
+
 async def _dashboard_url(client: Client, args: argparse.Namespace) -> Shown:
     return await client.call("dashboard_url"), lambda d: str(d["url"])
 
@@ -231,4 +237,6 @@ _COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Shown]]] =
     "dashboard-url": _dashboard_url,
     "usage": _usage,
     "budget": _budget,
+    "audit": audit.command,
+    "config": _config,
 }

@@ -141,6 +141,16 @@ COMMANDS: Final[tuple[tuple[str, str, tuple[Arg, ...]], ...]] = (
     ),
     ("dashboard-url", "the dashboard's URL with the operator token, to open it", ()),
     (
+        "audit",
+        "who did what, from the hash-chained audit log; verify: check the chain",
+        (
+            arg("action", nargs="?", choices=("verify",), help="check every entry's hash"),
+            arg("--since", help="from this long ago (30m, 2h, 7d) or this ISO time"),
+            arg("--agent", help="only entries about this agent"),
+            arg("--limit", type=int, default=50, help="the newest N entries"),
+        ),
+    ),
+    (
         "usage",
         "model spend per day per agent, and today's state against each budget",
         (
@@ -163,6 +173,11 @@ COMMANDS: Final[tuple[tuple[str, str, tuple[Arg, ...]], ...]] = (
                 help="resume NAME (without it: the hive) for the rest of today",
             ),
         ),
+    ),
+    (
+        "config",
+        "the daemon's settings (hive.toml): show those in force, or reload the file",
+        (arg("action", choices=("show", "reload")),),
     ),
 )
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from hyperhive.config import Config
 from hyperhive.core import message_log, previews
 from hyperhive.core.bus import EventBus
 from hyperhive.core.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetters, check_reason
@@ -39,6 +40,22 @@ MAX_WAIT: Final = 3600.0
 
 
 class Broker:
+    @classmethod
+    def for_config(
+        cls, conn: sqlite3.Connection, registry: Registry, bus: EventBus, config: Config
+    ) -> Broker:
+        """The hive's broker, with the limits and windows its Config names."""
+        return cls(
+            conn,
+            registry,
+            bus,
+            max_body=config.max_body,
+            lease_seconds=config.lease_seconds,
+            limits=SendPolicy.from_config(config),
+            key_window=config.send_key_window,
+            max_attempts=config.max_attempts,
+        )
+
     def __init__(
         self,
         conn: sqlite3.Connection,
@@ -348,6 +365,17 @@ class Broker:
 
     def pending(self) -> dict[str, int]:
         return self._queues.pending()
+
+    def leases(self) -> list[tuple[str, int, float]]:
+        """``(recipient, message id, leased at)`` of every open lease (core/stall.py)."""
+        return self._queues.leases()
+
+    def message_totals(self) -> tuple[int, int]:
+        """Messages (not core events) stored in all, and delivered of them (core/metrics.py)."""
+        row = self._conn.execute(
+            "SELECT count(*), count(delivered_at) FROM messages WHERE kind = 'message'"
+        ).fetchone()
+        return int(row[0]), int(row[1])
 
     def close(self) -> None:
         """Stop waiting: every pending ``recv`` answers ``None`` now."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import hyperhive
+from hyperhive.agent.settings import PAGE_SOCKET_NAME
 from hyperhive.backends.base import ContainerSpec
 from hyperhive.config import Config
 from hyperhive.core.agent_config import AgentConfig
@@ -30,6 +31,8 @@ from hyperhive.tool_defaults import effective
 
 Desired = Literal["running", "stopped"]
 CONTAINER_API_SOCKET: Final = "/run/hive/api.sock"
+# Where the harness serves its gated page when the core relays the page's port to it.
+CONTAINER_PAGE_SOCKET: Final = "/run/hive/" + PAGE_SOCKET_NAME
 # Nothing of ANTHROPIC_*: the core holds the credentials and the upstream's address, and
 # the harness points its CLI at the core's gateway (agent/claude.py).
 FORWARD_PREFIXES: Final = ("CLAUDE_CODE_", "HYPERHIVE_")
@@ -46,6 +49,7 @@ NOT_FORWARDED: Final = frozenset(
         "HYPERHIVE_AGENT_WORK",
         "HYPERHIVE_AGENT_PORT",
         "HYPERHIVE_AGENT_WEB_SOCKET",
+        "HYPERHIVE_AGENT_PAGE_SOCKET",
         "HYPERHIVE_AGENT_API_SOCKET",
         "HYPERHIVE_TOOL_POLICY",
         "HYPERHIVE_FORWARD_ENV",
@@ -122,10 +126,12 @@ def build_spec(
     uid: int | None = None,
     isolated: bool = False,
     port: int | None = None,
+    relayed: bool = False,
 ) -> ContainerSpec:
     """The spec to run ``name`` on; a bind that leads somewhere forbidden is
     :class:`BadConfig`, checked on the host as it is now. ``port``: its page's port, as
-    the registry assigned it (the harness would otherwise hash its own)."""
+    the registry assigned it (the harness would otherwise hash its own); ``relayed``: the
+    core listens on that port and relays it to the harness's page.sock."""
     binds = check_binds(agent.sandbox.ro_binds, forbidden_roots(config.state_dir, config.run_dir))
     paths = agent_paths(config, name)
     for d in (paths.state, paths.claude, paths.work, paths.socket_dir):
@@ -142,6 +148,8 @@ def build_spec(
     }
     if port is not None:
         extra["HYPERHIVE_AGENT_PORT"] = str(port)
+        if relayed:
+            extra["HYPERHIVE_AGENT_PAGE_SOCKET"] = CONTAINER_PAGE_SOCKET
     if operator_token:
         extra["HYPERHIVE_PAGE_KEY_DIGEST"] = key_digest(page_key(operator_token, name))
     if agent.role:

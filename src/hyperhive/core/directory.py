@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from hyperhive.agent.settings import PAGE_SOCKET_NAME
 from hyperhive.config import Config
 from hyperhive.core.agent_uids import AgentUids
 from hyperhive.core.caller import Caller
 from hyperhive.core.gateway.service import Gateway
 from hyperhive.core.notifier import Notifier
+from hyperhive.core.page_relay import PageRelays
 from hyperhive.core.registry import AgentRecord, Registry
 from hyperhive.core.server import DRAIN_SECONDS, SocketServer
 from hyperhive.core.sockets import SocketFactory
@@ -28,16 +30,19 @@ class AgentDirectory:
         *,
         uids: AgentUids | None = None,
         gateway: Gateway | None = None,
+        relays: PageRelays | None = None,
     ) -> None:
         """``uids``: when agents run as their own uids, their sockets are theirs too.
         ``gateway``: serves each agent the Messages API on an ``api.sock`` beside its
-        socket, opened and closed with it."""
+        socket, opened and closed with it. ``relays``: each agent's page port on the
+        host, relayed to its ``page.sock`` (backends where its loopback is its own)."""
         self._config = config
         self.registry = registry
         self._sockets = sockets
         self._notifier = notifier
         self._uids = uids
         self._gateway = gateway
+        self.relays = relays
         self._servers: dict[str, SocketServer] = {}
         self._paths: dict[str, Path] = {}  # asked for on every listing of every agent
 
@@ -73,6 +78,8 @@ class AgentDirectory:
             await server.close(grace=REMOVE_GRACE)
         if self._gateway is not None:
             await self._gateway.close(name, grace=REMOVE_GRACE)
+        if self.relays is not None:
+            await self.relays.close(name)
         self._notifier.publish({"type": "agent_removed", "agent": name})
 
     async def close(self, grace: float = DRAIN_SECONDS) -> None:
@@ -81,6 +88,8 @@ class AgentDirectory:
         closing = [s.close(grace) for s in servers]
         if self._gateway is not None:
             closing.append(self._gateway.close_all(grace))
+        if self.relays is not None:
+            closing.append(self.relays.close_all())
         await asyncio.gather(*closing)
 
     async def _open(self, agent: AgentRecord) -> None:
@@ -92,3 +101,11 @@ class AgentDirectory:
         if self._gateway is not None:
             # After mcp.sock: its start made the directory (the agent's own, if it has a uid).
             await self._gateway.open(agent.name, server.path.parent, owner)
+
+    async def relay_page(self, name: str) -> None:
+        """Relay ``name``'s page port to its page.sock, once its container runs (an agent
+        registered by hand, outside any container, binds its port itself)."""
+        agent = self.registry.get(name)
+        if self.relays is not None and agent.port is not None:
+            page = self.socket_path(agent).parent / PAGE_SOCKET_NAME
+            await self.relays.open(name, agent.port, page)

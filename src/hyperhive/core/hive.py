@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hyperhive.backends.base import Backend
-from hyperhive.claude_cli import claude_cli
-from hyperhive.config import Config, upstream_url
+from hyperhive.config import Config
 from hyperhive.core.agent_uids import AgentUids
+from hyperhive.core.audit import AuditLog
 from hyperhive.core.broker import Broker
 from hyperhive.core.bus import EventBus
 from hyperhive.core.caller import Caller
@@ -32,30 +32,30 @@ from hyperhive.core.containers import (
     ContainerRecords,
     agent_state_dir,
     forwarded_env,
-    hive_rev,
 )
 from hyperhive.core.directory import AgentDirectory
 from hyperhive.core.gateway.budget import Budget
 from hyperhive.core.gateway.credentials import HiveCredentials
 from hyperhive.core.gateway.meter import Meter, build_meter
-from hyperhive.core.gateway.seams import CredentialSource, Metering
 from hyperhive.core.gateway.service import Gateway
 from hyperhive.core.gateway.setup_token import SetupTokens
+from hyperhive.core.gateway.wiring import gateway_for, logins
 from hyperhive.core.governance import Governance
-from hyperhive.core.lifecycle import ContainersDisabled, Lifecycle
-from hyperhive.core.limits import SendPolicy
+from hyperhive.core.lifecycle import ContainersDisabled, Lifecycle, container_services
 from hyperhive.core.notifier import Notifier
+from hyperhive.core.notify.dispatcher import Notifications
 from hyperhive.core.operator_desk import OperatorDesk
 from hyperhive.core.operator_token import DashboardLink
 from hyperhive.core.ops import NotStarted, OpTable, Services
+from hyperhive.core.oversight import Oversight
+from hyperhive.core.page_relay import PageRelays
 from hyperhive.core.registry import AgentRecord, Registry
 from hyperhive.core.server import DRAIN_SECONDS, SocketServer
 from hyperhive.core.sockets import SocketFactory
 from hyperhive.core.store import durability, open_store
 from hyperhive.core.supervision import Policy
-from hyperhive.core.workspace import Workspaces
 from hyperhive.errors import HiveError
-from hyperhive.names import MANAGER, OPERATOR
+from hyperhive.names import OPERATOR
 from hyperhive.settings import LiveSettings
 
 __all__ = ["ContainersDisabled", "Hive", "NotStarted", "private_dirs"]
@@ -111,10 +111,17 @@ class Hive:
         self._setup_tokens: SetupTokens | None = None
         self._gateway: Gateway | None = None
         self._meter: Meter | None = None
+        self._oversight: Oversight | None = None
         # Set by whoever serves the dashboard; the host socket's dashboard_url answers it.
         self.dashboard_link: DashboardLink | None = None
 
     # -- the parts ----------------------------------------------------------------
+
+    @property
+    def _given_env(self) -> Mapping[str, str]:
+        """The env the hive is given: its containers' and its gateway's (tests give
+        FakeAnthropic's); the core's own by default."""
+        return os.environ if self._env is None else self._env
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -203,25 +210,30 @@ class Hive:
         """Every service, each given exactly what it uses."""
         config, backend = self.config, self._backend
         registry, bus = Registry(conn), EventBus()
-        broker = Broker(
-            conn,
-            registry,
-            bus,
-            max_body=config.max_body,
-            lease_seconds=config.lease_seconds,
-            limits=SendPolicy.from_config(config),
-            key_window=config.send_key_window,
-            max_attempts=config.max_attempts,
+        oversight = self._oversight = Oversight.build(
+            conn, bus, self.settings, config.state_dir, lambda: self.dashboard_link
         )
+        broker = Broker.for_config(conn, registry, bus, config)
         uids = AgentUids(conn)
         notifier = Notifier(bus, broker, registry)
-        credentials, self._setup_tokens = self._logins(bus)
+        credentials, self._setup_tokens = logins(config, self._given_env, bus)
         ops = OpTable()
         sockets = SocketFactory.for_config(config, ops, broker)
         # Agents that run as their own uids get their sockets as theirs too.
         own_uids = backend is not None and backend.agent_uids
-        meter = self._meter = self._meter_for(conn, broker, notifier, registry)
-        self._gateway = self._gateway_for(meter, credentials, sockets.budget)
+        # Spend and budgets; a bad <state>/prices.toml is a ConfigError here, at start.
+        meter = self._meter = build_meter(
+            config,
+            conn,
+            holds=broker,
+            teller=notifier,
+            agents=lambda: [a.name for a in registry.all()],
+            budgets_of=self._budget_of,
+            settings=self.settings,
+        )
+        self._gateway = gateway_for(
+            config, self._given_env, meter, credentials, sockets.budget, self.settings
+        )
         directory = AgentDirectory(
             config,
             registry,
@@ -229,6 +241,8 @@ class Hive:
             notifier,
             uids=uids if own_uids else None,
             gateway=self._gateway,
+            # Their 127.0.0.1 is their own: the seed's page ports live on in the core.
+            relays=PageRelays() if backend is not None and backend.own_network else None,
         )
         repos, lifecycle = self._containers(conn, registry, directory, notifier, uids)
         governance = Governance(
@@ -239,8 +253,11 @@ class Hive:
             run_dir=config.run_dir,
             repos=repos,
             lifecycle=lifecycle,
+            settings=self.settings,
+            audit=oversight.audit,
         )
         started = time.monotonic()
+        stalls = oversight.watch(bus, self.settings, governance, broker)
         ops.bind(
             Services(
                 config=config,
@@ -257,6 +274,10 @@ class Hive:
                 setup_tokens=self._setup_tokens,
                 meter=meter,
                 settings=self.settings,
+                audit=oversight.audit,
+                notifications=oversight.notifications,
+                stalls=stalls,
+                metrics=oversight.metrics,
             )
         )
         return _Parts(
@@ -272,62 +293,14 @@ class Hive:
         uids: AgentUids,
     ) -> tuple[ConfigRepos | None, Lifecycle | None]:
         """With a backend: the agents' config repos and their containers' lifecycle."""
-        backend = self._backend
-        if backend is None:
+        if self._backend is None:
             return None, None
-        # The manager edits every agent's proposed config as its own uid.
-        owner = uids.get(MANAGER) if backend.agent_uids else None
-        repos = ConfigRepos(self.config.state_dir, owner=owner)
-        lifecycle = Lifecycle(
-            backend,
-            config=self.config,
-            records=ContainerRecords(conn, time.time),
-            registry=registry,
-            directory=directory,
-            notifier=notifier,
-            repos=repos,
-            workspaces=Workspaces(self.config),
-            env=forwarded_env(os.environ if self._env is None else self._env),
-            rev=hive_rev(),
-            policy=self._policy,
-            operator_token=self._operator_token,
-            uids=uids,
-        )
-        return repos, lifecycle
-
-    def _logins(self, bus: EventBus) -> tuple[HiveCredentials, SetupTokens]:
-        """The credentials only the core holds (its env's among them) and its setup-token
-        flows; a save wakes the agents waiting for a login (the event names no secret)."""
-        env = os.environ if self._env is None else self._env
-        credentials = HiveCredentials(
-            self.config.state_dir,
-            env,
-            on_saved=lambda agent: bus.publish({"type": "login", "agent": agent}),
-        )
-        scratch = self.config.run_dir / "setup-token"
-        return credentials, SetupTokens([claude_cli(env), "setup-token"], env, scratch=scratch)
-
-    def _gateway_for(
-        self, metering: Metering, credentials: CredentialSource, budget: ConnectionBudget
-    ) -> Gateway:
-        """The model gateway: every agent's api.sock, forwarding to the upstream."""
-        env = os.environ if self._env is None else self._env
-        return Gateway(
-            self.config, upstream_url(self.config, env), metering, credentials, budget=budget
-        )
-
-    def _meter_for(
-        self, conn: sqlite3.Connection, broker: Broker, notifier: Notifier, registry: Registry
-    ) -> Meter:
-        """Spend and budgets; a bad ``<state>/prices.toml`` is a ConfigError here, at start."""
-        return build_meter(
-            self.config,
-            conn,
-            holds=broker,
-            teller=notifier,
-            agents=lambda: [a.name for a in registry.all()],
-            budgets_of=self._budget_of,
-        )
+        records = ContainerRecords(conn, time.time)
+        env = forwarded_env(self._given_env)
+        return container_services(
+            self._backend, self.config, records, registry, directory, notifier, uids,
+            env=env, policy=self._policy, operator_token=self._operator_token,
+        )  # fmt: skip
 
     def _budget_of(self, name: str) -> Budget:
         """``name``'s ``[budget]`` from the agent.toml its container runs with; none
@@ -342,11 +315,26 @@ class Hive:
             return Budget()
 
     @property
+    def oversight(self) -> Oversight:
+        """The audit log, notifications, stall watch and metrics (core/oversight.py)."""
+        self._running()
+        assert self._oversight is not None  # composed with the rest
+        return self._oversight
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.oversight.audit
+
+    @property
     def meter(self) -> Meter:
         """Spend and budgets (core/gateway/meter.py)."""
         self._running()
         assert self._meter is not None  # composed with the rest
         return self._meter
+
+    @property
+    def notifications(self) -> Notifications:
+        return self.oversight.notifications
 
     @property
     def gateway(self) -> Gateway:
@@ -361,8 +349,9 @@ class Hive:
             raise HiveError("the hive is started already")
         parts = self._parts = self._compose(self.conn)
         self.meter.start()  # spent agents held again before any socket opens
+        self.oversight.start()  # before any request can ask for the operator
         self.config.run_dir.mkdir(parents=True, exist_ok=True)
-        self._host = parts.sockets(self.config.host_socket, Caller(OPERATOR, "operator"))
+        self._host = parts.sockets(self.config.host_socket, Caller(OPERATOR, "operator", via="cli"))
         await self._host.start()
         await parts.directory.open_all()
         if parts.lifecycle is not None:
@@ -383,6 +372,7 @@ class Hive:
             parts.broker.close()
             parts.bus.close()
             self.meter.close()
+            await self.oversight.stop_watching()
             host, self._host = self._host, None
             closing = [parts.directory.close(grace)]
             if host is not None:
@@ -390,6 +380,7 @@ class Hive:
             await asyncio.gather(*closing)
             if parts.lifecycle is not None:
                 await parts.lifecycle.shutdown()
+            await self.oversight.close(grace)
         if self._setup_tokens is not None:
             await self._setup_tokens.close()
         if self._conn is not None:

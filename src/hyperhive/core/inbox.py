@@ -68,6 +68,10 @@ class Inbox:
             heapq.heappush(self._queued, lease.message_id)
         return lease
 
+    def leases(self) -> list[Lease]:
+        """The leases open now (read only)."""
+        return list(self._leases.values())
+
     def holds(self, holder: object) -> bool:
         """Whether ``holder`` has a lease open here."""
         return any(lease.holder is holder for lease in self._leases.values())

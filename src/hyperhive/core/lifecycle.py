@@ -23,7 +23,13 @@ from hyperhive.core.agent_config import AgentConfig, default_agent_toml, parse_a
 from hyperhive.core.agent_uids import AgentUids
 from hyperhive.core.binds import check_binds, forbidden_roots
 from hyperhive.core.config_repo import ConfigRepos
-from hyperhive.core.containers import ContainerRecord, ContainerRecords, agent_paths, build_spec
+from hyperhive.core.containers import (
+    ContainerRecord,
+    ContainerRecords,
+    agent_paths,
+    build_spec,
+    hive_rev,
+)
 from hyperhive.core.directory import AgentDirectory
 from hyperhive.core.notifier import Notifier
 from hyperhive.core.proposal import Files, Pin
@@ -234,6 +240,7 @@ class Lifecycle:
             uid=self._uids.get(name) if self._uids is not None else None,
             isolated=self.backend.isolating,
             port=self._registry.get(name).port,
+            relayed=self.backend.own_network,
         )
 
     async def _refresh(self, name: str, record: ContainerRecord) -> bool:
@@ -261,6 +268,7 @@ class Lifecycle:
             self._set(name, desired="running", state="failed", last_error=exc.message)
             raise
         self._watchers[name] = asyncio.create_task(self._watch(name))
+        await self._directory.relay_page(name)
         return self._set(name, desired="running", state="running", last_error=None)
 
     async def _stop(self, name: str, *, keep_desired: bool = False) -> ContainerRecord:
@@ -326,3 +334,38 @@ class Lifecycle:
             self._notifier.tell(
                 MANAGER, "agent_state", {"agent": name, "state": what, "detail": detail}
             )
+
+
+def container_services(
+    backend: Backend,
+    config: Config,
+    records: ContainerRecords,
+    registry: Registry,
+    directory: AgentDirectory,
+    notifier: Notifier,
+    uids: AgentUids,
+    *,
+    env: Mapping[str, str],
+    policy: Policy | None,
+    operator_token: str | None,
+) -> tuple[ConfigRepos, Lifecycle]:
+    """The agents' config repos and their containers' lifecycle, as a hive runs them."""
+    # The manager edits every agent's proposed config as its own uid.
+    owner = uids.get(MANAGER) if backend.agent_uids else None
+    repos = ConfigRepos(config.state_dir, owner=owner)
+    lifecycle = Lifecycle(
+        backend,
+        config=config,
+        records=records,
+        registry=registry,
+        directory=directory,
+        notifier=notifier,
+        repos=repos,
+        workspaces=Workspaces(config),
+        env=env,
+        rev=hive_rev(),
+        policy=policy,
+        operator_token=operator_token,
+        uids=uids,
+    )
+    return repos, lifecycle

@@ -16,7 +16,7 @@ from hyperhive.core.bus import EventBus
 from hyperhive.core.caller import Caller
 from hyperhive.names import OPERATOR
 
-OPERATOR_CALLER: Final = Caller(OPERATOR, "operator")
+OPERATOR_CALLER: Final = Caller(OPERATOR, "operator", via="dashboard")
 
 # (who asks, op, its arguments) → the op's result; raises the HiveError tree.
 Dispatch = Callable[[Caller, str, Mapping[str, Any]], Awaitable[Any]]

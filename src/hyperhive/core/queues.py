@@ -78,6 +78,14 @@ class Queues:
         inbox = self._inboxes.get(recipient)
         return inbox is not None and inbox.holds(holder)
 
+    def leases(self) -> list[tuple[str, int, float]]:
+        """``(recipient, message id, leased at)`` of every lease open now (read only)."""
+        return [
+            (name, lease.message_id, lease.expires_at - self._lease_seconds)
+            for name, inbox in self._inboxes.items()
+            for lease in inbox.leases()
+        ]
+
     async def wait(self, recipient: str, deadline: float) -> bool:
         """Park until ``recipient`` is woken (True) or the loop's clock passes ``deadline``."""
         loop = asyncio.get_running_loop()

@@ -165,7 +165,7 @@ class SocketServer:
         task = asyncio.current_task()
         assert task is not None
         # One holder per connection: its leases are its own, released when it goes.
-        caller = Caller(self.caller.name, self.caller.role)
+        caller = Caller(self.caller.name, self.caller.role, self.caller.via)
         sock = writer.get_extra_info("socket")
         lines = LineReader(
             reader,

@@ -226,6 +226,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """,
     # 9: the notification outbox (core/notify/): one row per sink and notification, kept
     # until delivered or given up on, so a restart or a receiver that is down loses none.
+    # A row ``folded`` into a digest row names it in ``folded_into``.
     """
     CREATE TABLE notify_outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -236,11 +237,13 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         tries INTEGER NOT NULL DEFAULT 0,
         next_at REAL NOT NULL,
         state TEXT NOT NULL DEFAULT 'pending'
-            CHECK (state IN ('pending', 'delivered', 'dropped')),
+            CHECK (state IN ('pending', 'delivered', 'dropped', 'folded')),
         last_error TEXT,
-        done_at REAL
+        done_at REAL,
+        folded_into INTEGER
     );
     CREATE INDEX notify_outbox_due ON notify_outbox (state, sink, next_at);
+    CREATE INDEX notify_outbox_done ON notify_outbox (done_at) WHERE state != 'pending';
     """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

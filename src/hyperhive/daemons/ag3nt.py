@@ -122,7 +122,9 @@ async def serve(settings: AgentSettings) -> int:
         if tcp is None:
             print(f"{settings.name} ready: no page on a port; {_where(behind)}", flush=True)
         else:
-            base = f"http://{_url_host(settings.listen)}:{tcp.server.port}/"
+            # Relayed: the port is the core's, on the host's loopback, and this one's a path.
+            port = settings.port if tcp.unix is not None else tcp.server.port
+            base = f"http://{_url_host(settings.listen)}:{port}/"
             print(f"{settings.name} ready: {base}", flush=True)
             _announce_key(access, base)
         running.update(tasks)
@@ -189,6 +191,8 @@ def _on_port(
     its messages and serving web.sock."""
     if settings.port is None:
         return None
+    if settings.page_socket is not None:
+        return _relayed(settings, harness, access, history, settings.page_socket)
     try:
         sock = bind_tcp(settings.listen, settings.port)
     except OSError as exc:
@@ -197,6 +201,20 @@ def _on_port(
         return None
     app = create_agent_app(harness, check=access.check, loopback=is_loopback(settings.listen))
     return _Page(WebServer.for_app(app, settings.listen, settings.port), sock)
+
+
+def _relayed(
+    settings: AgentSettings, harness: Harness, access: PageAccess, history: History, path: Path
+) -> _Page | None:
+    """The page as on its port, key and all, on ``path``: the core listens on the port
+    on the host's loopback (this container's is its own) and relays it here."""
+    try:
+        unix = bind_unix(path)
+    except OSError as exc:
+        _warn(history, f"the web page cannot listen on {path} ({_why(exc)}); running without it")
+        return None
+    app = create_agent_app(harness, check=access.check, loopback=True)
+    return _Page(WebServer.for_app(app, "127.0.0.1", settings.port or 0), unix.sock, unix)
 
 
 def _why(exc: OSError) -> str:

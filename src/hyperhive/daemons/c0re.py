@@ -14,8 +14,11 @@ from hyperhive.core import fd_guard
 from hyperhive.core.heap import HeapSettler
 from hyperhive.core.hive import Hive
 from hyperhive.core.operator_token import DashboardLink, resolve_token, startup_lines
+from hyperhive.core.settings_source import SettingsSource
 from hyperhive.daemons.dashboard import serve_dashboard, stop_dashboard
-from hyperhive.errors import HiveError
+from hyperhive.errors import ConfigError, HiveError
+from hyperhive.names import OPERATOR
+from hyperhive.settings import LiveSettings
 
 log = logging.getLogger("hive-c0re")
 
@@ -27,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--state-dir", help="durable state (env HYPERHIVE_STATE_DIR)")
     serve.add_argument("--run-dir", help="sockets (env HYPERHIVE_RUN_DIR)")
     serve.add_argument("--listen", help="dashboard HOST:PORT (env HYPERHIVE_LISTEN)")
+    serve.add_argument(
+        "--config",
+        help="the settings file, reloaded on SIGHUP (env HYPERHIVE_CONFIG; default "
+        "<state>/hive.toml)",
+    )
     serve.add_argument(
         "--backend",
         choices=hive_config.BACKENDS,
@@ -69,6 +77,9 @@ async def serve(
     token: str | None,
     dashboard: bool,
 ) -> int:
+    # A bad hive.toml stops the start, like any other ConfigError.
+    source = SettingsSource(config)
+    settings = LiveSettings(source.load())
     # Before the Hive: its connection budget is derived from the limit.
     fd_guard.raise_nofile()
     fd_guard.install(asyncio.get_running_loop())
@@ -83,7 +94,7 @@ async def serve(
             work_dir=config.state_dir / "backend",
             hide=(config.state_dir, config.run_dir),
         )
-    hive = Hive(config, backend, operator_token=operator.value)
+    hive = Hive(config, backend, operator_token=operator.value, settings=settings)
     await hive.start(manager=manager and containers)
     heap = HeapSettler(hive.bus)
     heap.start()
@@ -108,8 +119,18 @@ async def serve(
         log.info("%s: draining", signal.Signals(signum).name)
         stop.set()
 
+    def on_hangup() -> None:
+        # The same reload as `hive config reload`; a bad file keeps the settings in force.
+        try:
+            changed = source.reload(hive.settings, hive.bus.publish)
+            detail = {"file": str(source.path), "changed": changed}
+            hive.audit.append(OPERATOR, "sighup", "config_reloaded", None, detail)
+        except ConfigError as exc:
+            log.error("SIGHUP: %s; the settings in force are kept", exc.message)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     print(f"hive-c0re ready: {config.host_socket}", flush=True)
     if hive.dashboard_link is not None:
         # The token only to a terminal: under systemd stdout is the journal.
@@ -141,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             listen=args.listen,
             backend=args.backend,
             durability=args.durability,
+            config_file=args.config,
         )
         return asyncio.run(
             serve(

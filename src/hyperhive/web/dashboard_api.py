@@ -46,6 +46,7 @@ async def agents(request: Request) -> Response:
     try:
         shown = await agents_view(state.desk, host, state.states, state.token)
         await mark_waiting(shown, state.desk, str(request.base_url))
+        await mark_stalled(shown["agents"], state.desk)
     except HiveError as exc:
         return refused(exc)
     return view(shown)
@@ -124,9 +125,11 @@ async def agents_view(
 
 
 def _port_reachable(row: dict[str, Any]) -> bool:
-    """Whether the host reaches the agent's own port: not on a backend that gives each
-    agent a network namespace of its own (its 127.0.0.1 is its own); the front door
-    (``page``) reaches every agent."""
+    """Whether the host reaches the agent's own port: on a backend that gives each agent
+    a network of its own (its 127.0.0.1 is its own) only while the core relays the port
+    (core/page_relay.py); the front door (``page``) reaches every agent."""
+    if row.get("port_relayed") is not None:
+        return bool(row["port_relayed"])
     container = row.get("container") or {}
     return container.get("backend") not in OWN_NETWORK
 
@@ -146,6 +149,16 @@ async def mark_waiting(shown: dict[str, Any], desk: OperatorDesk, dashboard: str
         row["waiting"] = waiting.get(row["name"], 0)
         if row["url"] is not None:
             row["url"] += suffix
+
+
+async def mark_stalled(rows: list[dict[str, Any]], desk: OperatorDesk) -> None:
+    """Flag each agent whose turn or lease is stalled (core/stall_watch.py) with the
+    ``stall`` events that say so; an approval stalls on its own card, not on the row."""
+    current: list[dict[str, Any]] = await desk.call("stalls")
+    for row in rows:
+        row["stalled"] = [
+            s for s in current if s["agent"] == row["name"] and s["what"] in ("thinking", "lease")
+        ]
 
 
 # An HMAC per agent per listing adds up at 200 agents; the token is fixed for the app.
@@ -169,7 +182,9 @@ async def approvals_view(desk: OperatorDesk) -> dict[str, Any]:
         await desk.call("approval", id=a["id"]) if a["kind"] == "apply_commit" else a
         for a in listed["pending"]
     ]
+    stalled = {s["id"]: s for s in await desk.call("stalls") if s["what"] == "approval"}
     for a in pending:
+        a["stalled"] = stalled.get(a["id"])
         if a["kind"] == "tool_use":
             # Indented here, not in the browser: JavaScript would round big integers.
             a["input_pretty"] = pretty_input(a["input_json"])

@@ -23,8 +23,10 @@ from hyperhive.core.operator_desk import OperatorDesk
 from hyperhive.tokens import KeyCheck, check_token
 from hyperhive.web import dashboard_actions as posts
 from hyperhive.web import dashboard_api as views
+from hyperhive.web import dashboard_audit as audit
 from hyperhive.web import dashboard_spend as spend
 from hyperhive.web import front_door, page_login, page_spend
+from hyperhive.web import metrics as scrape
 from hyperhive.web.answers import NO_STORE
 from hyperhive.web.cross_site import CrossSiteBounce
 from hyperhive.web.dashboard_feed import BusFeed
@@ -57,11 +59,13 @@ ROUTES: Final = (
     Route("/api/questions", views.questions, methods=["GET"]),
     Route("/api/rules", views.rules, methods=["GET"]),
     Route("/api/dead", views.dead, methods=["GET"]),
+    Route("/api/audit", audit.audit, methods=["GET"]),
     Route("/api/messages", views.messages, methods=["GET"]),
     Route("/api/agents/{name}/work", views.work, methods=["GET"]),
     Route("/api/usage", spend.usage, methods=["GET"]),
     Route("/api/usage/series", spend.series, methods=["GET"]),
     Route("/events", events, methods=["GET"]),
+    Route("/metrics", scrape.metrics, methods=["GET"]),  # Prometheus text, for a scraper
     Route("/api/budget", posts.hive_budget, methods=["POST"]),
     Route("/api/resume", posts.hive_resume, methods=["POST"]),
     # Before the agent actions' {action}, which would take these names.

@@ -213,7 +213,7 @@ class TokenGate:
         await _send(send, 200, headers, page.encode())
 
     async def _refuse(self, request: Request, send: Send, why: str | None) -> None:
-        if request.url.path.startswith(("/api/", "/events")) or request.method != "GET":
+        if request.url.path.startswith(("/api/", "/events", "/metrics")) or request.method != "GET":
             body = json.dumps({"ok": False, "message": why or f"{self.label} required"})
             await _send(send, 401, [(b"content-type", b"application/json")], body.encode())
             return

@@ -31,6 +31,7 @@ DASHBOARD_STATIC: Final[Mapping[str, str]] = {
     "dash-approvals.js": JS,
     "dash-questions.js": JS,
     "dash-dead.js": JS,
+    "dash-audit.js": JS,
     "dash-flow.js": JS,
     "dash-flow-text.js": JS,
     "dash-live.js": JS,

@@ -69,6 +69,13 @@ class AdmissionCore:
     def in_flight(self) -> int:
         return sum(self.running.values())
 
+    def set_caps(self, cap: int, per_agent: int | None) -> None:
+        """New caps (a settings reload) for the grants to come; granted requests keep
+        their slots, so a lower cap takes hold as they finish."""
+        if cap < 1 or (per_agent is not None and per_agent < 1):
+            raise ValueError("admission caps must be positive")
+        self.cap, self.per_agent = cap, per_agent
+
     @property
     def waiting(self) -> int:
         return len(self._ticket_agent)
@@ -194,6 +201,10 @@ class Admission:
 
     def succeeded(self) -> None:
         self.core.succeeded()
+
+    def set_caps(self, cap: int, per_agent: int | None) -> None:
+        self.core.set_caps(cap, per_agent)
+        self._pump()  # a higher cap lets waiters go now
 
     def _pump(self) -> None:
         now = self._clock()

@@ -3,9 +3,11 @@
 Reading: a request's head may be at most ``max_head`` bytes and its body
 ``max_body``; once its first byte is in, the whole request must arrive within
 ``request_timeout`` (a slowloris client is cut); between requests the connection may
-sit ``idle_timeout``. Writing: every chunk is written and flushed as it comes; a
-client that stops reading for ``idle_timeout`` is cut. While an answer is being
-made, :meth:`HttpConnection.hangup` notices the client going away.
+sit ``idle_timeout``. Writing: every chunk is written as it comes (waiting only when
+the client lets unsent bytes pile up); a client that stops reading for
+``idle_timeout`` is cut. While an answer is being made, :meth:`HttpConnection.watch`
+has the client's going away (EOF or a broken connection, as the transport sees it)
+call back at once: no reader task per request.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -63,6 +65,40 @@ class Request:
     @property
     def path(self) -> str:
         return self.target.partition("?")[0]
+
+
+class WatchedProtocol(asyncio.StreamReaderProtocol):
+    """A stream's protocol that also tells :attr:`on_gone` when the client goes."""
+
+    gone = False
+    on_gone: Callable[[], object] | None = None
+
+    def eof_received(self) -> bool:
+        self._went()
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._went()
+        super().connection_lost(exc)
+
+    def _went(self) -> None:
+        self.gone = True
+        hook, self.on_gone = self.on_gone, None
+        if hook is not None:
+            hook()
+
+
+def watched_server(
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> Callable[[], WatchedProtocol]:
+    """A protocol factory for ``loop.create_unix_server``: ``asyncio.start_unix_server``'s
+    own, with :class:`WatchedProtocol`."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> WatchedProtocol:
+        return WatchedProtocol(asyncio.StreamReader(limit=READ_CHUNK, loop=loop), serve, loop=loop)
+
+    return factory
 
 
 def error_json(error_type: str, message: str) -> bytes:
@@ -172,20 +208,17 @@ class HttpConnection:
             assert isinstance(event, h11.Event)
             return event
 
-    async def hangup(self) -> None:
-        """Returns once the client hangs up (read while an answer is being made; anything
-        it sends meanwhile is kept for the next request, up to a head's worth)."""
-        taken = 0
-        while not self.eof and taken <= self._limits.max_head:
-            try:
-                data = await self._reader.read(READ_CHUNK)
-            except ConnectionError:
-                data = b""
-            taken += len(data)
-            self.eof = not data
-            self._h11.receive_data(data)
-        if not self.eof:
-            await asyncio.Event().wait()  # it sent more than a head ahead: stop listening
+    def watch(self, hook: Callable[[], object] | None) -> bool:
+        """Have ``hook`` called when the client goes (None: no longer); False if it has
+        gone already. What it sends meanwhile waits in the reader for the next request
+        (past the reader's limit the transport stops reading, and watching, until then)."""
+        protocol = self._writer.transport.get_protocol()
+        assert isinstance(protocol, WatchedProtocol)
+        protocol.on_gone = hook
+        if protocol.gone and hook is not None:
+            protocol.on_gone = None
+            return False
+        return True
 
     async def respond(self, status: int, headers: list[tuple[str, str]], reason: str = "") -> None:
         """A response's head: written with its first chunk (or its end), one write
@@ -193,10 +226,16 @@ class HttpConnection:
         event = h11.Response(status_code=status, headers=headers, reason=reason.encode("latin-1"))
         self._head = self._h11.send(event) or b""
 
-    async def send(self, chunk: bytes) -> None:
-        """One chunk of the body, written and flushed now."""
+    async def send(self, chunk: bytes, *, end: bool = False) -> None:
+        """One chunk of the body, written now; with ``end``, the body's end with it."""
+        if not chunk and not end:
+            return
+        data = self._take_head()
         if chunk:
-            await self._write(self._take_head() + (self._h11.send(h11.Data(data=chunk)) or b""))
+            data += self._h11.send(h11.Data(data=chunk)) or b""
+        if end:
+            data += self._h11.send(h11.EndOfMessage()) or b""
+        await self._write(data)
 
     async def end(self) -> None:
         await self._write(self._take_head() + (self._h11.send(h11.EndOfMessage()) or b""))
@@ -219,8 +258,7 @@ class HttpConnection:
             await self._write("\r\n".join([*lines, "", ""]).encode("latin-1") + body)
             return
         await self.respond(status, headers)
-        await self.send(body)
-        await self.end()
+        await self.send(body, end=True)
 
     async def _write(self, data: bytes | None) -> None:
         if not data:
@@ -229,11 +267,10 @@ class HttpConnection:
         if writer.transport.is_closing():
             raise ClientGone("the client went away")
         writer.write(data)
+        if writer.transport.get_write_buffer_size() < WRITE_HIGH:
+            return  # below the high-water mark drain() would not wait: skip the call
         try:
-            if writer.transport.get_write_buffer_size() >= WRITE_HIGH:
-                async with asyncio.timeout(self._limits.idle_timeout):
-                    await writer.drain()
-            else:
+            async with asyncio.timeout(self._limits.idle_timeout):
                 await writer.drain()
         except (TimeoutError, ConnectionError) as exc:
             raise ClientGone("the client went away or stopped reading") from exc

@@ -39,7 +39,9 @@ from hyperhive.core.gateway.budget import (
 from hyperhive.core.gateway.ledger import Ledger
 from hyperhive.core.gateway.prices import PriceTable, load_prices
 from hyperhive.core.gateway.seams import Usage
+from hyperhive.core.settings_source import hive_budget as hive_budget_in_force
 from hyperhive.names import MANAGER
+from hyperhive.settings import LiveSettings
 
 __all__ = ["Meter", "build_meter", "utc_day"]
 
@@ -81,16 +83,17 @@ class Meter:
         teller: Teller,
         agents: Callable[[], Iterable[str]],
         budgets_of: Callable[[str], Budget],
-        hive_budget: Budget,
+        hive_budget: Budget | Callable[[], Budget],
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``hive_budget``: a callable is asked each time, so a reload takes effect."""
         self.ledger = ledger
         self.prices = prices
         self._holds = holds
         self._teller = teller
         self._agents = agents
         self._budgets_of = budgets_of
-        self._hive_budget = hive_budget
+        self._hive_budget = hive_budget if callable(hive_budget) else (lambda: hive_budget)
         self._clock = clock
         self._day = utc_day(clock())
         self._resumed: set[Scope] = ledger.resumed(self._day)
@@ -98,6 +101,7 @@ class Meter:
         self._held: set[str] = set()
         self._unpriced_seen: set[str | None] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self.on_close: list[Callable[[], None]] = []
 
     # -- running ------------------------------------------------------------------------
 
@@ -114,6 +118,8 @@ class Meter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        while self.on_close:
+            self.on_close.pop()()
 
     def _tick(self) -> None:
         self.refresh()
@@ -188,7 +194,7 @@ class Meter:
 
     def configured(self, scope: Scope) -> Budget:
         """The budget agent.toml (or, for the hive, the daemon's config) gives."""
-        return self._hive_budget if scope is None else self._budgets_of(scope)
+        return self._hive_budget() if scope is None else self._budgets_of(scope)
 
     def budget(self, scope: Scope) -> Budget:
         return self.ledger.override(scope).over(self.configured(scope))
@@ -284,12 +290,18 @@ def build_meter(
     agents: Callable[[], Iterable[str]],
     budgets_of: Callable[[str], Budget],
     clock: Callable[[], float] = time.time,
+    settings: LiveSettings | None = None,
 ) -> Meter:
     """The hive's meter: the shipped prices under ``<state>/prices.toml`` (a bad file is a
-    ConfigError here, at start), the hive budget from ``config``."""
+    ConfigError here, at start), the hive budget from ``settings`` as they are at each
+    check (hive.toml's or the env's), else from ``config``."""
     prices = load_prices(Path(config.state_dir) / PRICES_FILE)
-    hive_budget = Budget.of(config.hive_usd_per_day, config.hive_tokens_per_day)
-    return Meter(
+    live = settings if settings is not None else LiveSettings()
+
+    def hive_budget() -> Budget:
+        return Budget.of(*hive_budget_in_force(live.current(), config))
+
+    meter = Meter(
         Ledger(conn),
         prices,
         holds=holds,
@@ -299,3 +311,6 @@ def build_meter(
         hive_budget=hive_budget,
         clock=clock,
     )
+    # A reloaded hive budget pauses or frees the hive now, not at the next tick.
+    meter.on_close.append(live.watch(lambda _: meter.refresh()))
+    return meter

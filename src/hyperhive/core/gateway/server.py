@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import httpx
-
 from hyperhive.core.connections import ConnectionBudget
 from hyperhive.core.gateway.admission import Admission
 from hyperhive.core.gateway.http_conn import (
@@ -35,10 +33,13 @@ from hyperhive.core.gateway.http_conn import (
     Request,
     RequestFailed,
     error_json,
+    watched_server,
 )
 from hyperhive.core.gateway.seams import CredentialSource, Metering
 from hyperhive.core.gateway.upstream import (
     Upstream,
+    UpstreamBroke,
+    UpstreamResponse,
     UpstreamUnreachable,
     request_headers,
     response_headers,
@@ -109,7 +110,7 @@ class Forwarder:
                     await http.answer(502, error_json("api_error", f"hyperhive: {exc.message}"))
                     return
                 if response.status_code in THROTTLED:
-                    hold = self.admission.throttled(response.headers.get("retry-after"))
+                    hold = self.admission.throttled(response.header("retry-after"))
                     if self._clock() + hold < deadline:
                         log.info(
                             "gateway: upstream %d for %s; all hold off %.1f s",
@@ -122,25 +123,28 @@ class Forwarder:
                 await self._relay(agent, response, http)
                 return
 
-    async def _relay(self, agent: str, response: httpx.Response, http: HttpConnection) -> None:
+    async def _relay(self, agent: str, response: UpstreamResponse, http: HttpConnection) -> None:
         """The upstream's answer to the client as it comes; a 2xx one metered."""
         meter = None
         if 200 <= response.status_code < 300:
-            streaming = response.headers.get("content-type", "").startswith("text/event-stream")
+            streaming = (response.header("content-type") or "").startswith("text/event-stream")
             meter = UsageReader(streaming)
         try:
-            headers = response_headers(response.headers.multi_items())
+            headers = response_headers(response.headers)
             await http.respond(response.status_code, headers, response.reason_phrase)
+            ended = False
             try:
                 async for chunk in response.aiter_raw():
                     if meter is not None:
                         meter.feed(chunk)
-                    await http.send(chunk)
-            except httpx.HTTPError as exc:
+                    ended = response.ended  # then this chunk and the end: one write
+                    await http.send(chunk, end=ended)
+            except UpstreamBroke as exc:
                 # Too late for a status: the client sees the answer cut short.
                 log.warning("gateway: the upstream broke off an answer for %s: %s", agent, exc)
                 raise ClientGone("the upstream broke off") from exc
-            await http.end()
+            if not ended:
+                await http.end()
         finally:
             await response.aclose()
             # Also for an answer cut short: what it reported was used (and billed).
@@ -186,7 +190,9 @@ class GatewayServer:
             self.path.unlink()
         backlog = self._limits.connections
         sock = _bind_private(self.path, backlog)
-        self._server = await asyncio.start_unix_server(self._serve, sock=sock, backlog=backlog)
+        loop = asyncio.get_running_loop()
+        factory = watched_server(self._serve)
+        self._server = await loop.create_unix_server(factory, sock=sock, backlog=backlog)
         if self._owner is not None:
             os.chown(self.path, self._owner, self._owner)
 
@@ -262,16 +268,29 @@ class GatewayServer:
             http.next_cycle()
 
     async def _answer(self, request: Request, http: HttpConnection) -> bool:
-        """Answer one request while watching for a hangup; False if the client went."""
-        work = asyncio.ensure_future(self._forwarder.handle(self.agent, request, http))
-        gone = asyncio.ensure_future(http.hangup())
-        try:
-            await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (work, gone):
-                t.cancel()
-            await asyncio.gather(work, gone, return_exceptions=True)
-        if work.cancelled():
+        """Answer one request, cancelled if the client hangs up; False if it went.
+
+        In this task, with the transport's own EOF/close callback as the watcher: a
+        task of its own per request to read for a hangup cost a good part of the
+        gateway's added latency."""
+        task = asyncio.current_task()
+        assert task is not None
+        went = False
+
+        def gone() -> None:
+            nonlocal went
+            went = True
+            task.cancel()
+
+        if not http.watch(gone):
             return False
-        work.result()  # ClientGone and bugs go to _serve
-        return True
+        try:
+            await self._forwarder.handle(self.agent, request, http)
+        except asyncio.CancelledError:
+            if not went:
+                raise  # the server closing
+            task.uncancel()
+            return False
+        finally:
+            http.watch(None)
+        return True  # ClientGone and bugs go to _serve

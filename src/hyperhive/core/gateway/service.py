@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -16,6 +17,8 @@ from hyperhive.core.gateway.http_conn import HttpLimits
 from hyperhive.core.gateway.seams import CredentialSource, Metering
 from hyperhive.core.gateway.server import Forwarder, GatewayLimits, GatewayServer
 from hyperhive.core.gateway.upstream import Upstream
+from hyperhive.core.settings_source import gateway_caps
+from hyperhive.settings import LiveSettings, Settings
 
 log = logging.getLogger(__name__)
 SOCKET_NAME: Final = "api.sock"
@@ -45,10 +48,20 @@ class Gateway:
         credentials: CredentialSource,
         *,
         budget: ConnectionBudget | None = None,
+        settings: LiveSettings | None = None,
     ) -> None:
-        """``budget``: the hive-wide connection budget, shared with the other sockets."""
+        """``budget``: the hive-wide connection budget, shared with the other sockets;
+        ``settings``: caps a reload changes (for new admissions: nothing upstream is cut)."""
         self._limits = gateway_limits(config)
         self.admission = Admission(config.gateway_concurrency, config.gateway_per_agent)
+        self._unwatch: Callable[[], None] | None = None
+        if settings is not None:
+
+            def take_caps(now: Settings) -> None:
+                self.admission.set_caps(*gateway_caps(now, config))
+
+            take_caps(settings.current())
+            self._unwatch = settings.watch(take_caps)
         self.upstream = Upstream(upstream_url)
         self.forwarder = Forwarder(
             self.upstream,
@@ -91,6 +104,9 @@ class Gateway:
 
     async def close_all(self, grace: float) -> None:
         """Every socket drained (answers in flight get ``grace``), then the pool closed."""
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         servers, self._servers = list(self._servers.values()), {}
         await asyncio.gather(*(s.close(grace) for s in servers))
         await self.upstream.aclose()

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from hyperhive.core.ops import (
     agents,
+    audit,
     dashboard,
     dead_letters,
     governance,
@@ -19,6 +20,10 @@ from hyperhive.core.ops import (
     messaging,
     workspace,
 )
+from hyperhive.core.ops import config as config_ops
+from hyperhive.core.ops import metrics as metrics_ops
+from hyperhive.core.ops import notify as notify_ops
+from hyperhive.core.ops import stall as stall_ops
 from hyperhive.core.ops import usage as usage_ops
 from hyperhive.core.ops.base import Caller, Handler, Role, Services, Streamer
 from hyperhive.core.protocol import Args
@@ -48,9 +53,12 @@ _AGENT: Final[dict[str, Handler]] = {
 }
 # Only agents run tools; the operator's socket has nothing to ask itself.
 _TOOLS: Final[dict[str, Handler]] = {"tool_use": governance.tool_use}
+# A harness's reports on its turns, for stall detection (core/ops/stall.py).
+_REPORTS: Final[dict[str, Handler]] = {"activity": stall_ops.activity}
 _MANAGER: Final[dict[str, Handler]] = {
     **_AGENT,
     **_TOOLS,
+    **_REPORTS,
     "request_spawn": governance.request_spawn,
     "request_apply_commit": governance.request_apply_commit,
     "ask_operator": governance.ask_operator,
@@ -97,10 +105,17 @@ _HOST: Final[dict[str, Handler]] = {
     "usage_series": usage_ops.usage_series,
     "budget_set": usage_ops.budget_set,
     "budget_resume": usage_ops.budget_resume,
+    "audit": audit.audit,
+    "audit_verify": audit.audit_verify,
+    "stalls": stall_ops.stalls,
+    "metrics": metrics_ops.metrics,
+    "notifications": notify_ops.notifications,
+    "config_show": config_ops.config_show,  # hive.toml, in force: host.sock only
+    "config_reload": config_ops.config_reload,
 }
 HANDLERS: Final[Mapping[Role, Mapping[str, Handler]]] = {
     "operator": _HOST,
-    "agent": {**_AGENT, **_TOOLS},
+    "agent": {**_AGENT, **_TOOLS, **_REPORTS},
     "manager": _MANAGER,
 }
 STREAMS: Final[Mapping[Role, Mapping[str, Streamer]]] = {

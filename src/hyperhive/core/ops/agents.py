@@ -11,6 +11,7 @@ import functools
 from typing import Any, Final
 
 from hyperhive.core.agent_config import AgentConfig
+from hyperhive.core.ops.audit import record as audited
 from hyperhive.core.ops.base import Caller, Services
 from hyperhive.core.protocol import Args
 from hyperhive.errors import Forbidden, HiveError
@@ -41,6 +42,11 @@ async def agents(s: Services, caller: Caller, args: Args) -> Any:
         row["model"] = applied.model if applied else None
         row["workspace"] = _workspace(s, a.name) if record else None
         row["paused"] = "budget" if s.meter is not None and s.meter.paused(a.name) else None
+        relays = s.directory.relays
+        # None: the agent binds its port itself (no container, or its 127.0.0.1 is the
+        # host's); else whether the core's relay of it listens.
+        relayed = relays is not None and record is not None
+        row["port_relayed"] = relays.listening(a.name) if relays is not None and relayed else None
         rows.append(row)
     return rows
 
@@ -80,6 +86,7 @@ async def agent_add(s: Services, caller: Caller, args: Args) -> Any:
     allow_send = args.text_list("allow_send")
     args.finish()
     record = await s.directory.add(name, allow_send)
+    audited(s, caller, "agent_add", record.name, {"allow_send": list(record.allow_send)})
     return {**record.to_wire(), "socket": str(s.directory.socket_path(record))}
 
 
@@ -88,6 +95,7 @@ async def spawn(s: Services, caller: Caller, args: Args) -> Any:
     config = args.opt_text("config")
     args.finish()
     record = await s.lifecycle.spawn(name, config)
+    audited(s, caller, "spawn", record.name, {"config": config is not None})
     return _state(s, record.name)
 
 
@@ -103,18 +111,21 @@ def _target(s: Services, caller: Caller, args: Args) -> str:
 async def start(s: Services, caller: Caller, args: Args) -> Any:
     name = _target(s, caller, args)
     await s.lifecycle.start(name)
+    audited(s, caller, "start", name, {})
     return _state(s, name)
 
 
 async def stop(s: Services, caller: Caller, args: Args) -> Any:
     name = _target(s, caller, args)
     await s.lifecycle.stop(name)
+    audited(s, caller, "stop", name, {})
     return _state(s, name)
 
 
 async def restart(s: Services, caller: Caller, args: Args) -> Any:
     name = _target(s, caller, args)
     await s.lifecycle.restart(name)
+    audited(s, caller, "restart", name, {})
     return _state(s, name)
 
 
@@ -124,12 +135,15 @@ async def destroy(s: Services, caller: Caller, args: Args) -> Any:
     args.finish()
     s.registry.get(name)
     await s.lifecycle.destroy(name, purge=purge)
+    audited(s, caller, "destroy", name, {"purge": purge})
     return {"name": name, "destroyed": True, "purged": purge}
 
 
 async def rebuild(s: Services, caller: Caller, args: Args) -> Any:
     args.finish()
-    return {"rebuilt": await s.lifecycle.rebuild(), "rev": s.lifecycle.rev}
+    rebuilt = await s.lifecycle.rebuild()
+    audited(s, caller, "rebuild", None, {"rebuilt": rebuilt, "rev": s.lifecycle.rev})
+    return {"rebuilt": rebuilt, "rev": s.lifecycle.rev}
 
 
 async def logs(s: Services, caller: Caller, args: Args) -> Any:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hyperhive.config import Config
+from hyperhive.core.audit import AuditLog
 from hyperhive.core.broker import Broker
 from hyperhive.core.bus import EventBus
 from hyperhive.core.caller import Caller, Role
@@ -17,9 +18,12 @@ from hyperhive.core.gateway.meter import Meter
 from hyperhive.core.gateway.setup_token import SetupTokens
 from hyperhive.core.governance import Governance
 from hyperhive.core.lifecycle import ContainersDisabled, Lifecycle
+from hyperhive.core.metrics import Metrics
+from hyperhive.core.notify.dispatcher import Notifications
 from hyperhive.core.operator_token import DashboardLink
 from hyperhive.core.protocol import Args
 from hyperhive.core.registry import Registry
+from hyperhive.core.stall_watch import StallWatch
 from hyperhive.settings import LiveSettings
 
 __all__ = ["Args", "Caller", "Handler", "Role", "Services", "Streamer"]
@@ -46,6 +50,13 @@ class Services:
     meter: Meter | None = None
     # What a reload may change (hive.toml): read at the moment of deciding.
     settings: LiveSettings = field(default_factory=LiveSettings)
+    # The hash-chained audit log (core/audit.py); None: nothing is recorded.
+    audit: AuditLog | None = None
+    # Stall detection (core/stall_watch.py) and the core's own counters (core/metrics.py).
+    stalls: StallWatch | None = None
+    metrics: Metrics | None = None
+    # Notifications to the operator's sinks (core/notify/); None: not composed.
+    notifications: Notifications | None = None
 
     @property
     def lifecycle(self) -> Lifecycle:

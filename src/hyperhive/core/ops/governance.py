@@ -50,14 +50,16 @@ async def approve(s: Services, caller: Caller, args: Args) -> Any:
     approval_id = args.integer("id", None, 1, 2**62)
     always = args.flag("always")
     args.finish()
-    return (await s.governance.approve(approval_id, caller.name, always)).to_wire()
+    done = await s.governance.approve(approval_id, caller.name, always, via=caller.via)
+    return done.to_wire()
 
 
 async def deny(s: Services, caller: Caller, args: Args) -> Any:
     approval_id = args.integer("id", None, 1, 2**62)
     reason = args.text("reason", "")
     args.finish()
-    return (await s.governance.deny(approval_id, caller.name, reason)).to_wire()
+    done = await s.governance.deny(approval_id, caller.name, reason, via=caller.via)
+    return done.to_wire()
 
 
 async def tool_use(s: Services, caller: Caller, args: Args) -> Any:
@@ -77,7 +79,7 @@ async def tool_rules(s: Services, caller: Caller, args: Args) -> Any:
 async def revoke_rule(s: Services, caller: Caller, args: Args) -> Any:
     rule_id = args.integer("id", None, 1, 2**62)
     args.finish()
-    return s.governance.revoke_rule(rule_id).to_wire()
+    return s.governance.revoke_rule(rule_id, caller.name, caller.via).to_wire()
 
 
 async def questions(s: Services, caller: Caller, args: Args) -> Any:
@@ -90,4 +92,4 @@ async def answer(s: Services, caller: Caller, args: Args) -> Any:
     question_id = args.integer("id", None, 1, 2**62)
     given = args.raw("answer")
     args.finish()
-    return s.governance.answer(question_id, given, caller.name).to_wire()
+    return s.governance.answer(question_id, given, caller.name, via=caller.via).to_wire()

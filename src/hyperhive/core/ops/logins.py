@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from hyperhive.core.gateway.credentials import HiveCredentials
 from hyperhive.core.gateway.setup_token import SetupTokens
+from hyperhive.core.ops.audit import record
 from hyperhive.core.ops.base import Caller, Services
 from hyperhive.core.protocol import Args
 from hyperhive.errors import HiveError
@@ -52,13 +53,16 @@ async def login_save(s: Services, caller: Caller, args: Args) -> Any:
     args.finish()
     credentials = _credentials(s)
     credentials.save(kind, value, agent)
+    record(s, caller, "login_saved", agent, {"kind": kind})  # never the value
     return {"agent": agent, "saved": kind}
 
 
 async def login_clear(s: Services, caller: Caller, args: Args) -> Any:
     agent = _whose(s, args)
     args.finish()
-    return {"agent": agent, "cleared": _credentials(s).clear(agent)}
+    cleared = _credentials(s).clear(agent)
+    record(s, caller, "login_cleared", agent, {"cleared": cleared})
+    return {"agent": agent, "cleared": cleared}
 
 
 async def login_status(s: Services, caller: Caller, args: Args) -> Any:
@@ -85,6 +89,7 @@ async def login_setup_finish(s: Services, caller: Caller, args: Args) -> Any:
     credentials = _credentials(s)
     token = await _setup(s).finish(agent, code)
     credentials.save("oauth_token", token, None if hive else agent)
+    record(s, caller, "login_saved", None if hive else agent, {"kind": "oauth_token"})
     return {"agent": None if hive else agent, "saved": "oauth_token"}
 
 

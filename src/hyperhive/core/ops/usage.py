@@ -10,6 +10,7 @@ from typing import Any, Final
 from hyperhive.core.gateway.budget import Override
 from hyperhive.core.gateway.meter import Meter
 from hyperhive.core.gateway.prices import NANO_PER_USD
+from hyperhive.core.ops.audit import record
 from hyperhive.core.ops.base import Caller, Services
 from hyperhive.core.protocol import Args
 from hyperhive.errors import BadRequest, HiveError
@@ -141,6 +142,12 @@ async def budget_set(s: Services, caller: Caller, args: Args) -> Any:
     if not set_usd and not set_tokens:
         raise BadRequest("give usd_per_day or tokens_per_day (null lifts a limit)")
     state = meter.set_budget(agent, Override(set_usd, nusd, set_tokens, tokens))
+    detail: dict[str, Any] = {"state": state}
+    if set_usd:
+        detail["usd_per_day"] = None if nusd is None else nusd / NANO_PER_USD
+    if set_tokens:
+        detail["tokens_per_day"] = tokens
+    record(s, caller, "budget_set", agent, detail)
     return {"agent": agent, "budget": meter.budget(agent).to_wire(), "state": state}
 
 
@@ -149,4 +156,6 @@ async def budget_resume(s: Services, caller: Caller, args: Args) -> Any:
     meter = _meter(s)
     agent = _agent(s, args)
     args.finish()
-    return {"agent": agent, "state": meter.resume(agent)}
+    state = meter.resume(agent)
+    record(s, caller, "budget_resumed", agent, {"state": state})
+    return {"agent": agent, "state": state}

@@ -13,6 +13,7 @@ const TOOL_LISTS = { allow: "free", ask: "ask", deny: "deny" };
 export function agentRow(a, refresh) {
   const root = el("article", "agent");
   root.dataset.agent = a.name;
+  root.id = `agent-row-${a.name}`;  // where a notification's link lands
   const top = el("div", "top");
   const fold = el("button", "fold");
   fold.type = "button";
@@ -22,6 +23,8 @@ export function agentRow(a, refresh) {
   const badge = el("span", "badge"), brief = el("span", "brief");
   const paused = el("a", "paused", "paused: budget");
   paused.href = "#spend";
+  const stalled = el("span", "stalled", "stalled");
+  stalled.hidden = true;
   const waiting = el("a", "waiting", "◆ waiting for you");
   waiting.href = "#approvals";
   const actions = el("span", "actions"), msg = status(), btns = {};
@@ -42,7 +45,7 @@ export function agentRow(a, refresh) {
   destroy.title = `destroy ${a.name}`;
   actions.append(btns.start, btns.stop, btns.restart, destroy);
   top.append(fold, link, a.role === "manager" ? el("span", "role", "manager") : "", badge,
-    paused, waiting, brief, direct, actions);
+    paused, stalled, waiting, brief, direct, actions);
 
   const more = el("div", "more"), facts = el("div", "facts"), error = el("div", "err");
   more.id = `more-${a.name}`;
@@ -54,7 +57,7 @@ export function agentRow(a, refresh) {
   more.append(facts, tools, work.root, error);
   const confirm = destroyConfirm(a.name, destroy, msg, refresh);
   root.append(top, more, confirm, msg);
-  const row = { root, fold, link, direct, badge, paused, waiting, brief, more, facts, tools, toolsSum,
+  const row = { root, fold, link, direct, badge, paused, stalled, waiting, brief, more, facts, tools, toolsSum,
     toolsBody, work, error, actions, btns, open: false, chosen: null, sig: "" };
   fold.addEventListener("click", () => { row.chosen = !row.open; unfold(row, row.chosen); });
   return row;
@@ -104,7 +107,7 @@ export function updateAgent(row, a, containers) {
   row.state = c.state;
   row.group = groupOf(a, c.state);
   row.hay = [a.name, a.role, a.model || "default", c.state, row.group, row.group === "waiting" ? "waiting for you" : "",
-    a.paused ? `paused: ${a.paused}` : ""].join(" ").toLowerCase();
+    a.paused ? `paused: ${a.paused}` : "", a.stalled && a.stalled.length ? "stalled" : ""].join(" ").toLowerCase();
   row.data = a;
   // The workspace view follows its branch on every refresh, whether the row changed or not.
   if (row.open) updateWork(row.work, a.workspace, true);
@@ -137,8 +140,17 @@ export function updateAgent(row, a, containers) {
   row.paused.hidden = !a.paused;
   row.paused.textContent = a.paused ? `paused: ${a.paused}` : "";
   row.paused.title = a.paused ? `${a.name} gets no new turns: raise its budget or resume it under spend` : "";
+  showStalled(row, a.stalled || []);
   row.waiting.hidden = !a.waiting;
   row.waiting.title = a.waiting ? `${a.waiting} approval(s) from ${a.name} wait for your decision` : "";
+}
+
+// A turn with no engine event, or a message leased unacked, past its threshold (the core's
+// stall detection): the badge names what, its tooltip says it in words.
+function showStalled(row, stalls) {
+  row.stalled.hidden = !stalls.length;
+  row.stalled.textContent = stalls.length ? `stalled: ${stalls.map((s) => s.what).join(", ")}` : "";
+  row.stalled.title = stalls.map((s) => s.text).join("\n");
 }
 
 // The main link goes through the dashboard's front door (`page`, relative to it); the

@@ -34,8 +34,9 @@ export function onEvents(batch) {
     if (type === "agent_state") changed = applyState(ev) || changed;
     if (type === "message" || type === "agent_state") refreshIn(STATS_MS);
     // approval_*: a row's "waiting for you" comes and goes with the approvals.
-    // budget: a row's "paused: budget" comes and goes with its state.
-    else if (type.startsWith("agent_") || type.startsWith("approval_") || type === "budget") refreshIn(SOON_MS);
+    // budget: a row's "paused: budget" comes and goes with its state; stall*: its "stalled".
+    else if (type.startsWith("agent_") || type.startsWith("approval_") || type === "budget"
+      || type === "stall" || type === "stall_cleared") refreshIn(SOON_MS);
   }
   if (changed) place();
 }

@@ -15,6 +15,7 @@ export function refresh() {
 }
 export function onEvent(ev) {
   if (ev.type.startsWith("approval_")) refreshApprovals();
+  else if ((ev.type === "stall" || ev.type === "stall_cleared") && ev.what === "approval") refreshApprovals();
   else if (ev.type.startsWith("rule_")) refreshRules();
 }
 
@@ -71,7 +72,8 @@ function approvalCard(a) {
   card.id = `approval-${a.id}`;
   const head = el("header");
   head.append(el("b", "id", `#${a.id}`), el("span", "kind", KIND[a.kind] || a.kind),
-    el("span", "who", a.agent), el("span", "dim", `by ${a.requester} · `), ago(a.created_at));
+    el("span", "who", a.agent), el("span", "dim", `by ${a.requester} · `), ago(a.created_at),
+    el("span", "stalled"));
   card.append(head, el("p", "reason", a.reason || "(no reason given)"));
   subject(card, a);
   const msg = status();
@@ -81,6 +83,7 @@ function approvalCard(a) {
 
 function renderApprovals(data) {
   keyed(cards, $("approval-list"), data.pending, approvalCard);
+  for (const a of data.pending) markStalled(cards.get(a.id), a.stalled);
   $("approvals-empty").hidden = data.pending.length > 0;
   setCount("n-approvals", data.pending.length, true);
   $("approval-history").replaceChildren(...data.decided.map((a) => {
@@ -94,6 +97,14 @@ function renderApprovals(data) {
     return li;
   }));
   focusAsked();
+}
+
+// Pending past the stall threshold (the core's stall detection): marked on its card.
+function markStalled(card, stall) {
+  const mark = card.querySelector("header .stalled");
+  mark.hidden = !stall;
+  mark.textContent = stall ? "stalled" : "";
+  mark.title = stall ? stall.text : "";
 }
 
 // An agent's page sends the operator here to decide one of its approvals: ?approval=N

@@ -37,6 +37,7 @@ function inputs(form, q) {
 function questionCard(q) {
   const card = el("article", "question");
   card.dataset.question = q.id;
+  card.id = `question-${q.id}`;  // where a notification's link lands
   const head = el("header");
   head.append(el("b", "id", `#${q.id}`), el("span", "who", q.asker), el("span", "dim", " asks · "), ago(q.created_at));
   const form = el("form", "answer"), msg = status();

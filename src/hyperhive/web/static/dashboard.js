@@ -6,13 +6,14 @@
 import { tickAges } from "./common.js";
 import * as agents from "./dash-agents.js";
 import * as approvals from "./dash-approvals.js";
+import * as audit from "./dash-audit.js";
 import * as dead from "./dash-dead.js";
 import * as flow from "./dash-flow.js";
 import { connect } from "./dash-live.js";
 import * as questions from "./dash-questions.js";
 import * as spend from "./dash-spend.js";
 
-const sections = [agents, spend, approvals, questions, dead, flow];
+const sections = [agents, spend, approvals, questions, dead, audit, flow];
 document.addEventListener("hive:events", (e) => {
   for (const section of sections) {
     if (section.onEvents) section.onEvents(e.detail);
@@ -22,5 +23,6 @@ document.addEventListener("hive:events", (e) => {
 document.addEventListener("hive:refetch", () => { for (const section of sections) section.refresh(); });
 agents.start();
 flow.start();
+audit.start();
 tickAges();
 connect(); // its first "hello" fetches every section
