@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Final
 
 from hyperhive.backends.base import BackendError, OutputSink
-from hyperhive.backends.cpu_group import CpuGroup
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +128,11 @@ async def spawn(
     pass_fds: Sequence[int] = (),
     *,
     nice: int = 0,
-    group: CpuGroup | None = None,
 ) -> Child:
     """Run ``argv`` in its own session, its output lines to ``output``; ``nice``: the
-    niceness it and everything it starts run at (inherited, so no agent can undo it);
-    ``group``: the cpu cgroup it and everything it starts are born in."""
+    niceness it and everything it starts run at (inherited, so no agent can undo it)."""
     loop = asyncio.get_running_loop()
-    argv = [*(group.prefix() if group is not None else []), *niced(nice), *argv]
+    argv = [*niced(nice), *argv]
     read_fd, write_fd = os.pipe()
     try:
         popen = _popen(argv, env, cwd, write_fd, pass_fds)

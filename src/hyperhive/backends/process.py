@@ -36,7 +36,6 @@ from hyperhive.backends._child import (
     start_time,
 )
 from hyperhive.backends.base import BackendError, ContainerSpec, ContainerStatus, OutputSink
-from hyperhive.backends.cpu_group import CpuGroup
 
 __all__ = ["EXIT_UNKNOWN", "NO_ISOLATION_WARNING", "ProcessBackend", "memory_limit_argv"]
 
@@ -93,18 +92,9 @@ class ProcessBackend:
     isolating = False
     own_network = False
 
-    def __init__(
-        self,
-        work_dir: Path,
-        *,
-        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
-        cpu_group: CpuGroup | None = None,
-    ) -> None:
-        """``cpu_group``: where every agent runs, weighted below the core (None: at its
-        niceness only)."""
+    def __init__(self, work_dir: Path, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         self._work_dir = work_dir
         self._stop_timeout = stop_timeout
-        self._cpu_group = cpu_group
         self._children: dict[str, Child] = {}
         self._last_exit: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -152,7 +142,7 @@ class ProcessBackend:
 
     async def _spawn(self, spec: ContainerSpec, output: OutputSink) -> Child:
         argv, env, cwd = self._argv(spec), self._env(spec), self._cwd(spec)
-        return await spawn(spec.name, argv, env, cwd, output, nice=spec.nice, group=self._cpu_group)
+        return await spawn(spec.name, argv, env, cwd, output, nice=spec.nice)
 
     # The Backend protocol.
 

@@ -16,7 +16,6 @@ from typing import Final
 
 from hyperhive.backends.base import Backend, BackendError
 from hyperhive.backends.bwrap import BwrapBackend
-from hyperhive.backends.cpu_group import agents_cpu_group
 from hyperhive.backends.fake import NOTHING_RUNS, FakeBackend
 from hyperhive.backends.nixos import NixosBackend
 from hyperhive.backends.process import ProcessBackend
@@ -33,8 +32,8 @@ BACKENDS: Final[dict[str, Factory]] = {
     "nixos": lambda work, hide: NixosBackend(
         work, hyperhive_url=os.environ.get("HYPERHIVE_FLAKE_URL") or None
     ),
-    "bwrap": lambda work, hide: BwrapBackend(work, hide=hide, cpu_group=agents_cpu_group()),
-    "process": lambda work, hide: ProcessBackend(work, cpu_group=agents_cpu_group()),
+    "bwrap": lambda work, hide: BwrapBackend(work, hide=hide),
+    "process": lambda work, hide: ProcessBackend(work),
 }
 
 
