@@ -53,7 +53,8 @@ def test_what_is_due_goes_alone_in_a_digest_or_waits_for_room(
 
 def test_a_burst_through_the_decider_reaches_a_sink_as_few_sends_covering_all() -> None:
     """100 rows due within a second, fed through decide as the worker would."""
-    clock, sent, pending, covered = NOW, [], dues(100), 0
+    clock, pending, covered = NOW, dues(100), 0
+    sent: list[float] = []
     sends = 0
     while pending:
         action = decide(pending[:1] if sends < 2 else pending, sent, clock, 5, 10.0)
