@@ -143,13 +143,7 @@ class SocketServer:
         for conn in list(self._connections.values()):
             if not conn.busy and conn.lines.quiet:
                 conn.writer.close()
-        tasks = list(self._connections)
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=grace)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.wait(late, timeout=1.0)
+        await finish(list(self._connections), grace)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
@@ -327,3 +321,15 @@ async def _is_live(path: Path) -> bool:
     finally:
         sock.close()
     return True
+
+
+async def finish(tasks: list[asyncio.Task[None]], grace: float) -> None:
+    """Give connection tasks ``grace`` seconds to end, then cancel the late ones (and wait
+    a bounded second for them to unwind)."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=grace)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=1.0)

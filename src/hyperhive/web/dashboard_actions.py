@@ -136,36 +136,21 @@ async def send(request: Request) -> Response:
     return await run(request, act)
 
 
-async def hive_budget(request: Request) -> Response:
-    async def act(desk: OperatorDesk, fields: dict[str, Any]) -> Done:
-        return await set_budget(desk, None, fields)
-
-    return await run(request, act)
+Scoped = Callable[[OperatorDesk, str | None, dict[str, Any]], Awaitable[Done]]
 
 
-async def agent_budget(request: Request) -> Response:
-    name = request.path_params["name"]
+def _scoped(action: Scoped, *, per_agent: bool) -> Callable[[Request], Awaitable[Response]]:
+    """A post of ``action`` for the hive, or for the agent its path names."""
 
-    async def act(desk: OperatorDesk, fields: dict[str, Any]) -> Done:
-        return await set_budget(desk, name, fields)
+    async def endpoint(request: Request) -> Response:
+        name = request.path_params["name"] if per_agent else None
 
-    return await run(request, act)
+        async def act(desk: OperatorDesk, fields: dict[str, Any]) -> Done:
+            return await action(desk, name, fields)
 
+        return await run(request, act)
 
-async def hive_resume(request: Request) -> Response:
-    async def act(desk: OperatorDesk, fields: dict[str, Any]) -> Done:
-        return await resume(desk, None, fields)
-
-    return await run(request, act)
-
-
-async def agent_resume(request: Request) -> Response:
-    name = request.path_params["name"]
-
-    async def act(desk: OperatorDesk, fields: dict[str, Any]) -> Done:
-        return await resume(desk, name, fields)
-
-    return await run(request, act)
+    return endpoint
 
 
 async def set_budget(desk: OperatorDesk, agent: str | None, fields: dict[str, Any]) -> Done:
@@ -206,3 +191,9 @@ async def run(request: Request, call: Action) -> Response:
         logger.exception("dashboard action %s failed", request.url.path)
         return answer(False, "internal error (see the hive-c0re log)", 500, "internal")
     return JSONResponse({"ok": True, "message": message, "result": result})
+
+
+hive_budget = _scoped(set_budget, per_agent=False)
+agent_budget = _scoped(set_budget, per_agent=True)
+hive_resume = _scoped(resume, per_agent=False)
+agent_resume = _scoped(resume, per_agent=True)

@@ -172,28 +172,10 @@ async def _pump(subscription: Subscription, name: str, queue: asyncio.Queue[obje
         queue.put_nowait(_END)
 
 
-async def budget(request: Request) -> Response:
-    name = request.path_params["name"]
-
-    async def act(desk: OperatorDesk, fields: dict[str, Any]) -> posts.Done:
-        return await posts.set_budget(desk, name, fields)
-
-    return await posts.run(request, act)
-
-
-async def resume(request: Request) -> Response:
-    name = request.path_params["name"]
-
-    async def act(desk: OperatorDesk, fields: dict[str, Any]) -> posts.Done:
-        return await posts.resume(desk, name, fields)
-
-    return await posts.run(request, act)
-
-
 # Listed before the front door's relay, which would otherwise take these paths.
 ROUTES: Final = (
     Route("/agents/{name}/api/spend", spend, methods=["GET"]),
     Route("/agents/{name}/api/spend/events", events, methods=["GET"]),
-    Route("/agents/{name}/api/budget", budget, methods=["POST"]),
-    Route("/agents/{name}/api/resume", resume, methods=["POST"]),
+    Route("/agents/{name}/api/budget", posts.agent_budget, methods=["POST"]),
+    Route("/agents/{name}/api/resume", posts.agent_resume, methods=["POST"]),
 )

@@ -45,7 +45,7 @@ from hyperhive.core.gateway.upstream import (
     response_headers,
 )
 from hyperhive.core.gateway.usage import UsageReader
-from hyperhive.core.server import _bind_private, _is_live
+from hyperhive.core.server import _bind_private, _is_live, finish
 from hyperhive.errors import HiveError
 
 log = logging.getLogger(__name__)
@@ -204,13 +204,7 @@ class GatewayServer:
         idle = [t for t in self._connections if t not in self._busy]
         for task in idle:
             task.cancel()
-        tasks = list(self._connections)
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=grace)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.wait(late, timeout=1.0)
+        await finish(list(self._connections), grace)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 

@@ -67,3 +67,12 @@ class Services:
 
 Handler = Callable[[Services, Caller, Args], Awaitable[Any]]
 Streamer = Callable[[Services, Caller, Args], AsyncIterator[dict[str, Any]]]
+
+
+def agent_or_hive(s: Services, args: Args) -> str | None:
+    """The agent ``agent`` names (checked registered: else UnknownAgent), or None for the
+    whole hive."""
+    name = args.opt_text("agent")
+    if name is not None:
+        s.registry.get(name)
+    return name

@@ -14,7 +14,7 @@ from typing import Any, Final
 from hyperhive.core.gateway.credentials import HiveCredentials
 from hyperhive.core.gateway.setup_token import SetupTokens
 from hyperhive.core.ops.audit import record
-from hyperhive.core.ops.base import Caller, Services
+from hyperhive.core.ops.base import Caller, Services, agent_or_hive
 from hyperhive.core.protocol import Args
 from hyperhive.errors import HiveError
 
@@ -38,16 +38,8 @@ def _setup(s: Services) -> SetupTokens:
     return s.setup_tokens
 
 
-def _whose(s: Services, args: Args) -> str | None:
-    """The agent named by ``agent`` (checked registered), or None for the whole hive."""
-    agent = args.opt_text("agent")
-    if agent is not None:
-        s.registry.get(agent)
-    return agent
-
-
 async def login_save(s: Services, caller: Caller, args: Args) -> Any:
-    agent = _whose(s, args)
+    agent = agent_or_hive(s, args)
     kind = args.text("kind")
     value = args.text("value")[: MAX_VALUE + 1]
     args.finish()
@@ -58,7 +50,7 @@ async def login_save(s: Services, caller: Caller, args: Args) -> Any:
 
 
 async def login_clear(s: Services, caller: Caller, args: Args) -> Any:
-    agent = _whose(s, args)
+    agent = agent_or_hive(s, args)
     args.finish()
     cleared = _credentials(s).clear(agent)
     record(s, caller, "login_cleared", agent, {"cleared": cleared})

@@ -11,7 +11,7 @@ from hyperhive.core.gateway.budget import Override
 from hyperhive.core.gateway.meter import Meter
 from hyperhive.core.gateway.prices import NANO_PER_USD
 from hyperhive.core.ops.audit import record
-from hyperhive.core.ops.base import Caller, Services
+from hyperhive.core.ops.base import Caller, Services, agent_or_hive
 from hyperhive.core.protocol import Args
 from hyperhive.errors import BadRequest, HiveError
 
@@ -32,13 +32,6 @@ def _meter(s: Services) -> Meter:
     if s.meter is None:
         raise MeteringOff("this hive-c0re meters nothing")
     return s.meter
-
-
-def _agent(s: Services, args: Args) -> str | None:
-    name = args.opt_text("agent")
-    if name is not None:
-        s.registry.get(name)  # UnknownAgent
-    return name
 
 
 def _since_day(args: Args, today: str) -> str:
@@ -65,7 +58,7 @@ def scope_wire(meter: Meter, scope: str | None) -> dict[str, Any]:
 
 async def usage(s: Services, caller: Caller, args: Args) -> Any:
     meter = _meter(s)
-    agent = _agent(s, args)
+    agent = agent_or_hive(s, args)
     since = _since_day(args, meter.day)
     args.finish()
     days = [
@@ -83,7 +76,7 @@ async def usage(s: Services, caller: Caller, args: Args) -> Any:
 
 async def usage_series(s: Services, caller: Caller, args: Args) -> Any:
     meter = _meter(s)
-    agent = _agent(s, args)
+    agent = agent_or_hive(s, args)
     now = datetime.now(UTC).timestamp()
     since = args.number("since", now - DEFAULT_SERIES_SECONDS, 0.0, now + 86400)
     bucket = args.integer("bucket", DEFAULT_BUCKET, MIN_BUCKET, MAX_BUCKET)
@@ -135,7 +128,7 @@ async def budget_set(s: Services, caller: Caller, args: Args) -> Any:
     """The operator's budget for an agent (or, without ``agent``, the hive): an absent
     field keeps its value, ``null`` lifts that limit."""
     meter = _meter(s)
-    agent = _agent(s, args)
+    agent = agent_or_hive(s, args)
     set_usd, nusd = _usd_arg(args)
     set_tokens, tokens = _tokens_arg(args)
     args.finish()
@@ -154,7 +147,7 @@ async def budget_set(s: Services, caller: Caller, args: Args) -> Any:
 async def budget_resume(s: Services, caller: Caller, args: Args) -> Any:
     """No budget pause for ``agent`` (or, without it, the hive) for the rest of today."""
     meter = _meter(s)
-    agent = _agent(s, args)
+    agent = agent_or_hive(s, args)
     args.finish()
     state = meter.resume(agent)
     record(s, caller, "budget_resumed", agent, {"state": state})
