@@ -19,6 +19,9 @@ from playwright.async_api import expect
 
 from hyperhive.config import Config
 from hyperhive.core.hive import Hive
+from support.postgres import drop_database, fresh_database
+
+DATABASE_ENV = "HYPERHIVE_DATABASE_URL"
 
 # A core with a backend creates and starts hm1nd before its ready line: seconds on a
 # loaded 2-core machine, never a minute.
@@ -37,9 +40,38 @@ def short_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def both_stores(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test once on each store: a module opts in with
+    ``pytestmark = pytest.mark.usefixtures("both_stores")``. For PostgreSQL, a fresh
+    database named by ``HYPERHIVE_DATABASE_URL``, which the daemons it starts inherit
+    and :func:`config` and :func:`store_target` read."""
+    if request.param == "sqlite":
+        monkeypatch.delenv(DATABASE_ENV, raising=False)
+        yield "sqlite"
+        return
+    url = fresh_database()
+    monkeypatch.setenv(DATABASE_ENV, url)
+    try:
+        yield "postgresql"
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
+def store_target(tmp_path: Path) -> str | Path:
+    """What ``open_store`` opens for a test: the database of :func:`both_stores`, if the
+    test runs under it, else a sqlite file of its own."""
+    return os.environ.get(DATABASE_ENV) or tmp_path / "hive.db"
+
+
 @pytest.fixture
 def config(short_dir: Path) -> Config:
-    return Config(state_dir=short_dir / "state", run_dir=short_dir / "run")
+    return Config(
+        state_dir=short_dir / "state",
+        run_dir=short_dir / "run",
+        database_url=os.environ.get(DATABASE_ENV) or None,
+    )
 
 
 @pytest.fixture

@@ -28,6 +28,8 @@ from hyperhive.core.git import ConfigRepoError
 from hyperhive.core.object_store import BadRepo
 from hyperhive.core.proposal import files_digest
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 HARMLESS = 'role = "reviewer"\nallow_send = ["hm1nd", "operator"]\n'
 EVIL = 'role = "reviewer"\nallow_send = ["*"]\n\n[sandbox]\nro_binds = ["/srv"]\n'
 SECRET = "SECRET-LINE-of-the-host-0123456789"

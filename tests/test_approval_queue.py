@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +22,12 @@ from hyperhive.core.approvals import (
     UnknownApproval,
     transition,
 )
+from hyperhive.core.db import Database, open_store
 from hyperhive.core.proposal import Pin, Staged
-from hyperhive.core.store import open_store
 from hyperhive.core.tool_approvals import ToolApprovals
 from hyperhive.errors import BadName, BadRequest, QuotaExceeded
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 TREE = "cafe" * 10
@@ -49,19 +50,19 @@ class Clock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "hive.db"
+def db(store_target: str | Path) -> str | Path:
+    return store_target
 
 
 @pytest.fixture
-def conn(db: Path) -> Iterator[sqlite3.Connection]:
+def conn(db: Path) -> Iterator[Database]:
     connection = open_store(db)
     yield connection
     connection.close()
 
 
 @pytest.fixture
-def queue(conn: sqlite3.Connection) -> ApprovalQueue:
+def queue(conn: Database) -> ApprovalQueue:
     return ApprovalQueue(conn, Clock())
 
 
@@ -252,7 +253,7 @@ def test_an_unknown_approval_id_is_a_clear_error(queue: ApprovalQueue) -> None:
 
 
 def test_tool_uses_and_other_requests_share_one_pending_cap(
-    conn: sqlite3.Connection, queue: ApprovalQueue
+    conn: Database, queue: ApprovalQueue
 ) -> None:
     tools = ToolApprovals(conn, Clock())
     for i in range(MAX_PENDING_PER_REQUESTER - 1):

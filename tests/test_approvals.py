@@ -23,6 +23,8 @@ from hyperhive.core.approvals import (
 )
 from hyperhive.errors import BadRequest, ClientError
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
 

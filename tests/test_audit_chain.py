@@ -12,7 +12,7 @@ import pytest
 
 from hyperhive.core.audit import AuditLog
 from hyperhive.core.audit_chain import GENESIS, AuditEntry, ChainWalker, Head, seal
-from hyperhive.core.store import open_store
+from hyperhive.core.db import open_store
 
 
 def make_log(tmp_path: Path, entries: int = 5) -> tuple[AuditLog, Path]:

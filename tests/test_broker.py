@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -14,7 +13,10 @@ import pytest
 from hyperhive.client import Client, RemoteError
 from hyperhive.config import Config
 from hyperhive.core.hive import Hive
+from support.stores import peek
 from support.wire import until_status
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 
 async def connect(hive: Hive, name: str | None = None) -> Client:
@@ -24,9 +26,7 @@ async def connect(hive: Hive, name: str | None = None) -> Client:
 
 
 def stored_count(config: Config) -> int:
-    with sqlite3.connect(config.db_path) as conn:
-        count: int = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
-    return count
+    return int(peek(config, "SELECT count(*) FROM messages")[0][0])
 
 
 async def test_each_recipient_gets_its_messages_in_the_order_they_were_sent(hive: Hive) -> None:

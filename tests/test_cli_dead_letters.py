@@ -7,8 +7,12 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import Daemon
 from hyperhive.client import Client
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 WAIT = 10.0
 

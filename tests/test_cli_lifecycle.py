@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ import pytest
 
 from conftest import Daemon, start_daemon, stop_daemon
 from hyperhive.client import Client
-from support.procs import sandboxes
+from support.procs import sandboxed_harnesses, sandboxes
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 
 def spawn_daemon(base: Path, backend: str = "bwrap") -> Daemon:
@@ -139,10 +142,23 @@ def test_kill_9_of_the_core_keeps_agents_approvals_questions_and_messages(
         # killed by --die-with-parent); the second core reaped them before
         # starting each agent again, so no agent runs twice.
         assert orphaned_sandboxes(short_dir) == []
+        # "running" is the core's word once bwrap is started; its init forks a moment
+        # later. Count once both harnesses run inside (each implies its init).
+        assert wait_for_harnesses(short_dir, {"bob", "hm1nd"})
         assert len(sandboxes(short_dir)) == 4  # bob and hm1nd: bwrap and its init each
     finally:
         assert stop_daemon(second) == 0
     assert sandboxes(short_dir) == []
+
+
+def wait_for_harnesses(marker: Path, names: set[str], timeout: float = 30.0) -> bool:
+    """Whether every named agent's harness runs in a sandbox naming ``marker`` (bounded)."""
+    deadline = time.monotonic() + timeout
+    while not names <= sandboxed_harnesses(marker):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)  # /proc has no event for "a process appeared"
+    return True
 
 
 def orphaned_sandboxes(marker: Path) -> list[int]:

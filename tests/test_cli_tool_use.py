@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from conftest import Daemon
 from hyperhive.client import Client
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 # What an agent may send: markup, a newline, a C1 control (CSI, which terminals obey), a
 # bidi override, and an integer JavaScript would round.

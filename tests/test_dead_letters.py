@@ -13,6 +13,8 @@ from hyperhive.core.dead_letter import MAX_REASON
 from hyperhive.core.hive import Hive
 from support.bus import BusWatcher
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 WAIT = 10.0
 
 

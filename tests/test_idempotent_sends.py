@@ -7,7 +7,6 @@ through a real core's sockets, and the hive tool through a socket that loses an 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,16 @@ from hyperhive.agent.tools import HiveTools
 from hyperhive.client import Client, RemoteError
 from hyperhive.core.broker import Broker
 from hyperhive.core.bus import EventBus
+from hyperhive.core.db import Database, open_store
 from hyperhive.core.hive import Hive
 from hyperhive.core.limits import SendPolicy
 from hyperhive.core.registry import Registry
 from hyperhive.core.send_keys import MAX_KEY, check_key
-from hyperhive.core.store import open_store
 from hyperhive.errors import BadRequest, RateLimited
 from support.answer_eater import AnswerEater
+from support.stores import peek
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 WINDOW = 3600.0
 TIGHT = SendPolicy(rate=1, burst=1, bytes_rate=1e12, bytes_burst=10**12, quota=10**12)
@@ -44,8 +46,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = open_store(tmp_path / "hive.db")
+def conn(store_target: str | Path) -> Iterator[Database]:
+    connection = open_store(store_target)
     yield connection
     connection.close()
 
@@ -56,7 +58,7 @@ def bus() -> EventBus:
 
 
 @pytest.fixture
-async def broker(conn: sqlite3.Connection, bus: EventBus, clock: Clock) -> AsyncIterator[Broker]:
+async def broker(conn: Database, bus: EventBus, clock: Clock) -> AsyncIterator[Broker]:
     registry = Registry(conn)
     for name in ("alice", "bob"):
         registry.add(name, ["*"])
@@ -74,7 +76,7 @@ async def broker(conn: sqlite3.Connection, bus: EventBus, clock: Clock) -> Async
     made.close()
 
 
-def stored(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+def stored(conn: Database) -> list[tuple[Any, ...]]:
     return list(conn.execute("SELECT id, sender, body, key FROM messages ORDER BY id"))
 
 
@@ -99,7 +101,7 @@ def test_anything_else_is_not_a_key(key: object) -> None:
 
 
 async def test_a_keyed_send_sent_again_answers_the_original_and_stores_once(
-    broker: Broker, conn: sqlite3.Connection, bus: EventBus, clock: Clock
+    broker: Broker, conn: Database, bus: EventBus, clock: Clock
 ) -> None:
     events = bus.subscribe()
     first = broker.send("alice", "bob", "hello", key="k1")
@@ -124,7 +126,7 @@ async def test_a_retry_charges_no_rate(broker: Broker, clock: Clock) -> None:
 
 
 async def test_the_same_key_from_another_sender_is_another_message(
-    broker: Broker, conn: sqlite3.Connection, clock: Clock
+    broker: Broker, conn: Database, clock: Clock
 ) -> None:
     a = broker.send("alice", "bob", "same words", key="shared")
     b = broker.send("bob", "alice", "same words", key="shared")
@@ -135,7 +137,7 @@ async def test_the_same_key_from_another_sender_is_another_message(
 
 
 async def test_a_key_older_than_its_window_names_a_new_message(
-    broker: Broker, conn: sqlite3.Connection, clock: Clock
+    broker: Broker, conn: Database, clock: Clock
 ) -> None:
     old = broker.send("alice", "bob", "monday", key="daily")
     clock.now += WINDOW - 1
@@ -150,7 +152,7 @@ async def test_a_key_older_than_its_window_names_a_new_message(
 
 
 async def test_a_clock_stepped_back_keeps_the_key_live(
-    broker: Broker, conn: sqlite3.Connection, clock: Clock
+    broker: Broker, conn: Database, clock: Clock
 ) -> None:
     first = broker.send("alice", "bob", "hi", key="k")
     clock.now -= 10 * WINDOW
@@ -160,7 +162,7 @@ async def test_a_clock_stepped_back_keeps_the_key_live(
 
 @pytest.mark.parametrize(("to", "body"), [("alice", "hello"), ("bob", "hello, edited")])
 async def test_a_live_key_sent_with_another_message_is_refused_and_stores_nothing(
-    broker: Broker, conn: sqlite3.Connection, to: str, body: str
+    broker: Broker, conn: Database, to: str, body: str
 ) -> None:
     first = broker.send("alice", "bob", "hello", key="k1")
     with pytest.raises(BadRequest, match=f"key already names message #{first.id}"):
@@ -173,9 +175,7 @@ async def test_a_live_key_sent_with_another_message_is_refused_and_stores_nothin
 
 
 def count(hive: Hive) -> int:
-    with sqlite3.connect(hive.config.db_path) as conn:
-        n: int = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
-    return n
+    return int(peek(hive.config, "SELECT count(*) FROM messages")[0][0])
 
 
 async def agent(hive: Hive, name: str) -> Client:

@@ -15,6 +15,8 @@ CORE_ENV = {
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "5",
     "HYPERHIVE_LOG_LEVEL": "DEBUG",
+    "HYPERHIVE_DATABASE_URL": "postgresql://hive:s3cret@db/hive",
+    "HYPERHIVE_HOST_NAME": "rack-a",
     "HTTPS_PROXY": "http://proxy:3128",
     "PROXY_PASSWORD": "hunter2",
     "GITHUB_TOKEN": "ghp_x",
@@ -23,7 +25,11 @@ CORE_ENV = {
 
 def test_the_core_forwards_harmless_settings_and_no_secret_or_api_address() -> None:
     forwarded = forwarded_env(
-        {**CORE_ENV, "HYPERHIVE_FORWARD_ENV": "HTTPS_PROXY,PROXY_PASSWORD,GITHUB_TOKEN"}
+        {
+            **CORE_ENV,
+            "HYPERHIVE_FORWARD_ENV": "HTTPS_PROXY,PROXY_PASSWORD,GITHUB_TOKEN,"
+            "HYPERHIVE_DATABASE_URL",
+        }
     )
     assert forwarded == {
         "CLAUDE_CODE_MAX_RETRIES": "0",

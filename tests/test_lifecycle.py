@@ -24,6 +24,8 @@ from support.bus import BusWatcher
 from support.fake_hive import fake, host, kill_container, make_hive, manager, told_manager
 from support.wire import until_status
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 
 def bwrap(config: Config) -> Backend:
     return choose(

@@ -6,7 +6,6 @@ nothing waits; the last tests go through a real core's sockets.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -19,11 +18,13 @@ from hyperhive.client import Client, RemoteError
 from hyperhive.config import Config
 from hyperhive.core.broker import Broker
 from hyperhive.core.bus import EventBus
+from hyperhive.core.db import Database, open_store
 from hyperhive.core.hive import Hive
 from hyperhive.core.limits import MESSAGE_OVERHEAD, SendPolicy, TokenBucket, charge
 from hyperhive.core.registry import Registry
-from hyperhive.core.store import open_store
 from hyperhive.errors import ClientError, QuotaExceeded, RateLimited
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -39,8 +40,8 @@ class Clock:
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = open_store(tmp_path / "hive.db")
+def conn(store_target: str | Path) -> Iterator[Database]:
+    connection = open_store(store_target)
     registry = Registry(connection)
     for name in ("alice", "bob"):
         registry.add(name, ["*"])
@@ -56,7 +57,7 @@ def clock() -> Clock:
 class Brokers:
     """Builds brokers over the one database, as a restarted core would; closes them all."""
 
-    def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
+    def __init__(self, conn: Database, clock: Clock) -> None:
         self._conn = conn
         self._clock = clock
         self._made: list[Broker] = []
@@ -80,13 +81,13 @@ class Brokers:
 
 
 @pytest.fixture
-async def brokers(conn: sqlite3.Connection, clock: Clock) -> AsyncIterator[Brokers]:
+async def brokers(conn: Database, clock: Clock) -> AsyncIterator[Brokers]:
     made = Brokers(conn, clock)
     yield made
     made.close()
 
 
-def stored(conn: sqlite3.Connection) -> int:
+def stored(conn: Database) -> int:
     count: int = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
     return count
 
@@ -129,7 +130,7 @@ def test_a_bucket_refuses_a_rate_or_burst_that_is_not_positive(rate: float, burs
 
 
 async def test_an_agent_that_floods_is_rate_limited_and_recovers_when_the_bucket_refills(
-    conn: sqlite3.Connection, clock: Clock, brokers: Brokers
+    conn: Database, clock: Clock, brokers: Brokers
 ) -> None:
     broker = brokers(replace(ROOMY, rate=20, burst=100))
     for i in range(100):
@@ -164,7 +165,7 @@ async def test_one_agent_flooding_does_not_slow_another(clock: Clock, brokers: B
 
 
 async def test_large_bodies_are_limited_by_the_bytes_rate(
-    conn: sqlite3.Connection, clock: Clock, brokers: Brokers
+    conn: Database, clock: Clock, brokers: Brokers
 ) -> None:
     broker = brokers(replace(ROOMY, bytes_rate=1 * MIB, bytes_burst=1 * MIB))
     big = "x" * (256 * KIB)
@@ -182,7 +183,7 @@ async def test_large_bodies_are_limited_by_the_bytes_rate(
 
 
 async def test_a_send_refused_for_another_reason_spends_no_tokens(
-    conn: sqlite3.Connection, brokers: Brokers
+    conn: Database, brokers: Brokers
 ) -> None:
     broker = brokers(replace(ROOMY, rate=1, burst=3, quota=2 * charge(10)))
     for to, body in [("nobody", "hi"), ("bob", ""), ("bob", "x" * (256 * KIB + 1))]:
@@ -201,7 +202,7 @@ async def test_a_send_refused_for_another_reason_spends_no_tokens(
 
 
 async def test_a_send_refused_for_its_rate_does_not_postpone_the_next(
-    conn: sqlite3.Connection, clock: Clock, brokers: Brokers
+    conn: Database, clock: Clock, brokers: Brokers
 ) -> None:
     broker = brokers(replace(ROOMY, rate=1, burst=1))
     broker.send("alice", "bob", "a")
@@ -215,7 +216,7 @@ async def test_a_send_refused_for_its_rate_does_not_postpone_the_next(
 
 
 async def test_the_operator_is_never_rate_limited_nor_held_to_a_quota(
-    conn: sqlite3.Connection, brokers: Brokers
+    conn: Database, brokers: Brokers
 ) -> None:
     broker = brokers(SendPolicy(rate=1, burst=1, bytes_rate=1, bytes_burst=1, quota=1))
     for i in range(50):
@@ -229,7 +230,7 @@ async def test_the_operator_is_never_rate_limited_nor_held_to_a_quota(
 
 
 async def test_the_quota_is_reached_with_undelivered_messages_and_stores_nothing_more(
-    conn: sqlite3.Connection, brokers: Brokers
+    conn: Database, brokers: Brokers
 ) -> None:
     body = "y" * 1000
     broker = brokers(replace(ROOMY, quota=3 * charge(1000)))
@@ -244,7 +245,7 @@ async def test_the_quota_is_reached_with_undelivered_messages_and_stores_nothing
 
 
 async def test_messages_to_the_operator_are_logged_delivered_and_hold_no_quota(
-    conn: sqlite3.Connection, brokers: Brokers
+    conn: Database, brokers: Brokers
 ) -> None:
     # The operator reads the log, never a queue: nothing would ever free a
     # quota held by reports to them.
@@ -284,7 +285,7 @@ async def test_the_quota_is_freed_by_a_plain_recv_and_by_an_ack_but_not_by_a_lea
 
 
 async def test_the_quota_is_rebuilt_from_the_database_after_a_restart(
-    conn: sqlite3.Connection, brokers: Brokers
+    conn: Database, brokers: Brokers
 ) -> None:
     policy = replace(ROOMY, quota=3 * charge(4))
     first = brokers(policy)

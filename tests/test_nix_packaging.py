@@ -16,6 +16,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -190,10 +191,11 @@ def test_the_package_is_built_by_setuptools_from_pyproject_with_its_dependencies
         "httpx",
         "h11",
         "prometheus-client",
+        "psycopg",
     ]
-    assert result["dependencies"] == [
-        spec.split(">")[0].split("=")[0].split("<")[0] for spec in project["dependencies"]
-    ]
+    # A requirement's name is what comes before its extras and version: as package.nix reads it.
+    names = [re.findall(r"^[A-Za-z0-9_.-]+", spec) for spec in project["dependencies"]]
+    assert result["dependencies"] == [found[0] for found in names]
     assert result["pyproject"] is True
     assert result["src"] == ["pyproject.toml", "README.md", "src"]
     assert result["srcRoot"] == str(REPO)
@@ -556,3 +558,27 @@ def test_the_plain_systemd_unit_runs_the_same_daemon_as_the_nixos_module(
     # The leading "-" lets the daemon start before the operator writes secrets.
     assert service["EnvironmentFile"] == "-/etc/hyperhive/env"
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_the_host_module_shares_a_database_under_a_host_name_and_refuses_a_password(
+    tmp_path: Path,
+) -> None:
+    url = "postgresql://hive@db.example.org/hive?sslmode=verify-full"
+    result = nix_eval(
+        tmp_path,
+        host_expr(
+            f'database = "{url}"; hostName = "rack-a"; '
+            'advertiseUrl = "https://rack-a.example.org:7000";',
+            ALLOW_HOST,
+        ),
+    )
+    assert result["failed"] == []
+    assert result["environment"]["HYPERHIVE_DATABASE_URL"] == url
+    argv = shlex.split(result["serviceConfig"]["ExecStart"])
+    args = core_parser().parse_args(argv[1:])
+    assert (args.host_name, args.advertise_url) == ("rack-a", "https://rack-a.example.org:7000")
+    assert args.database is None  # from the environment: never on a command line
+    leaked = nix_eval(
+        tmp_path, host_expr('database = "postgresql://hive:s3cret@db/hive";', ALLOW_HOST)
+    )
+    assert any("must not carry a password" in m for m in leaked["failed"]), leaked["failed"]

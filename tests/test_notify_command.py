@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from hyperhive.core.bus import EventBus
+from hyperhive.core.db import Database, open_store
 from hyperhive.core.notify.dispatcher import Notifications
-from hyperhive.core.store import open_store
 from hyperhive.settings import CommandSink, LiveSettings, NotifySettings, Settings
 
 WAIT = 15.0
@@ -46,7 +45,7 @@ async def running(tmp_path: Path, sink: CommandSink, closing: Closing) -> Notifi
     return service
 
 
-Closing = list[tuple[Notifications, sqlite3.Connection]]
+Closing = list[tuple[Notifications, Database]]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from hyperhive.core.bus import EventBus
+from hyperhive.core.db import Database, open_store
 from hyperhive.core.notify.dispatcher import Notifications
 from hyperhive.core.notify.events import make
 from hyperhive.core.notify.fake import FakeTransport
 from hyperhive.core.notify.outbox import KEEP_SECONDS, MAX_PENDING, Outbox, backoff
-from hyperhive.core.store import open_store
 from hyperhive.settings import LiveSettings, NotifySettings, NtfySink, Settings, WebhookSink
 
 WAIT = 10.0
@@ -31,7 +30,7 @@ def question(n: int) -> dict[str, object]:
 
 @dataclass
 class Rig:
-    conn: sqlite3.Connection
+    conn: Database
     bus: EventBus
     settings: LiveSettings
     transport: FakeTransport
@@ -39,14 +38,14 @@ class Rig:
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+def conn(tmp_path: Path) -> Iterator[Database]:
     opened = open_store(tmp_path / "hive.db")
     yield opened
     opened.close()
 
 
 @pytest.fixture
-async def rigs(conn: sqlite3.Connection) -> AsyncIterator[Callable[..., Rig]]:
+async def rigs(conn: Database) -> AsyncIterator[Callable[..., Rig]]:
     made: list[Rig] = []
 
     def rig(**notify: object) -> Rig:
@@ -129,7 +128,7 @@ def test_backoff_doubles_from_the_first_and_stops_at_the_cap() -> None:
 
 
 def test_finished_rows_are_pruned_after_their_time_and_pending_ones_never(
-    conn: sqlite3.Connection,
+    conn: Database,
 ) -> None:
     outbox = Outbox(conn)
     note = make("question", "t", "b", "/", {})
@@ -141,7 +140,7 @@ def test_finished_rows_are_pruned_after_their_time_and_pending_ones_never(
 
 
 async def test_a_failing_http_sink_logs_its_name_never_its_secret_or_token(
-    conn: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+    conn: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     token_url = "http://127.0.0.1:9/topic-with-secret-name"
     phone = NtfySink("phone", token_url, token="tk_must_not_leak")

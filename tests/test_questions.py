@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from hyperhive.core.db import Database, open_store
 from hyperhive.core.questions import (
     MAX_PENDING_PER_ASKER,
     AlreadyAnswered,
@@ -19,8 +19,9 @@ from hyperhive.core.questions import (
     validate_answer,
     validate_question,
 )
-from hyperhive.core.store import open_store
 from hyperhive.errors import BadName, BadRequest, QuotaExceeded
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 COLOURS = ("red", "green", "blue")
 
@@ -39,19 +40,19 @@ def question(options: tuple[str, ...] | None = None, multi: bool = False) -> Que
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "hive.db"
+def db(store_target: str | Path) -> str | Path:
+    return store_target
 
 
 @pytest.fixture
-def conn(db: Path) -> Iterator[sqlite3.Connection]:
+def conn(db: Path) -> Iterator[Database]:
     connection = open_store(db)
     yield connection
     connection.close()
 
 
 @pytest.fixture
-def book(conn: sqlite3.Connection) -> QuestionBook:
+def book(conn: Database) -> QuestionBook:
     return QuestionBook(conn, Clock())
 
 
@@ -256,7 +257,7 @@ def test_to_wire_names_the_form_and_lists_the_answer(book: QuestionBook) -> None
 
 
 def test_an_asker_with_too_many_open_questions_is_refused_until_one_is_answered(
-    conn: sqlite3.Connection,
+    conn: Database,
 ) -> None:
     book = QuestionBook(conn, Clock(), max_pending=3)
     asked = [book.ask("hm1nd", f"question {i}?", None, False) for i in range(3)]

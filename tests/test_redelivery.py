@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -27,18 +26,21 @@ from hyperhive.core.gateway.seams import Credential
 from hyperhive.core.hive import Hive
 from support.bus import BusWatcher
 from support.running import RunningAgent
+from support.stores import peek
 from test_harness import WAIT, alice, send_as_operator, start
+
+pytestmark = pytest.mark.usefixtures("both_stores")
 
 __all__ = ["alice"]  # the fixture, shared with test_harness
 
 
 def stored(config: Config, mid: int) -> tuple[float | None, int, float | None, str | None]:
     """(delivered_at, attempts, dead_at, dead_reason) of one message, as sqlite has it."""
-    with sqlite3.connect(config.db_path) as conn:
-        row = conn.execute(
-            "SELECT delivered_at, attempts, dead_at, dead_reason FROM messages WHERE id = ?",
-            (mid,),
-        ).fetchone()
+    (row,) = peek(
+        config,
+        "SELECT delivered_at, attempts, dead_at, dead_reason FROM messages WHERE id = ?",
+        (mid,),
+    )
     return row[0], row[1], row[2], row[3]
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hyperhive.core.store import MIGRATIONS, SCHEMA_VERSION, open_store
-from hyperhive.errors import StoreError
+from hyperhive.core.db import open_store
+from hyperhive.core.db.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
+from hyperhive.errors import DatabaseError, StoreError
 
 
 def test_a_new_database_is_created_in_wal_mode_at_the_current_version(tmp_path: Path) -> None:
@@ -100,10 +101,10 @@ def test_a_v3_database_migrates_with_every_approval_field_intact(tmp_path: Path)
     assert {"approvals_pending", "approvals_tool_use", "tool_rules_live"} <= indexes
     cur = conn.execute(
         "INSERT INTO approvals (kind, agent, requester, reason, state, created_at, tool, input)"
-        " VALUES ('tool_use', 'alice', 'alice', 'r', 'pending', 40.0, 'Bash', '{}')"
+        " VALUES ('tool_use', 'alice', 'alice', 'r', 'pending', 40.0, 'Bash', '{}') RETURNING id"
     )
-    assert cur.lastrowid == 8
-    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+    assert cur.fetchall() == [(8,)]
+    with pytest.raises(DatabaseError, match="CHECK"):
         conn.execute(
             "INSERT INTO approvals (kind, agent, requester, reason, state, created_at)"
             " VALUES ('launch_missiles', 'a', 'a', 'r', 'pending', 1.0)"

@@ -14,6 +14,8 @@ from hyperhive.config import Config
 from hyperhive.core.approval_queue import MAX_PENDING_PER_REQUESTER
 from hyperhive.core.hive import Hive
 
+pytestmark = pytest.mark.usefixtures("both_stores")
+
 LS = {"command": "ls -la", "description": "list"}
 
 

@@ -14,9 +14,9 @@ import pytest
 
 from conftest import Daemon, start_daemon, stop_daemon
 from hyperhive.cli.commands import since_day
+from hyperhive.core.db import open_store
 from hyperhive.core.gateway.ledger import Ledger
 from hyperhive.core.gateway.seams import Usage
-from hyperhive.core.store import open_store
 
 
 def day(days_ago: int = 0) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hyperhive.core.db import open_store
 from hyperhive.core.gateway.budget import Override, Spend
 from hyperhive.core.gateway.ledger import Ledger
 from hyperhive.core.gateway.seams import Usage
-from hyperhive.core.store import open_store
 
 DAY1 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
 DAY = "2027-01-15"

@@ -96,6 +96,33 @@ in
       description = "Create and start the manager agent (hm1nd); false passes --no-manager.";
     };
 
+    database = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "postgresql://hive@db.example.org/hive?sslmode=verify-full";
+      description = ''
+        The PostgreSQL database (a libpq URL) shared by the cores of several hosts
+        (HYPERHIVE_DATABASE_URL); null keeps the embedded sqlite store. No password
+        here: it would land in the world-readable store. Give it through a passfile
+        (PGPASSFILE in environmentFile), or put the whole URL in environmentFile as
+        HYPERHIVE_DATABASE_URL and leave this null.
+      '';
+    };
+
+    hostName = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "rack-a";
+      description = "This core's name among the hosts sharing the database (--host-name); null: the machine's hostname.";
+    };
+
+    advertiseUrl = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "https://rack-a.example.org:7000";
+      description = "The front door other hosts' dashboards link this host's agents to (--advertise-url); null: http://<listen>.";
+    };
+
     environmentFile = mkOption {
       # A string, not a path: a Nix path would be copied into the world-readable store.
       type = types.nullOr types.str;
@@ -162,6 +189,11 @@ in
         assertion = cfg.environmentFile == null || builtins.substring 0 1 cfg.environmentFile == "/";
         message = "services.hive-c0re.environmentFile must be an absolute path, got ${toString cfg.environmentFile}";
       }
+      {
+        # user:password@ in the URL: a password in a Nix option is a password in the store.
+        assertion = cfg.database == null || builtins.match "[a-z]+://[^/@]*:[^/@]*@.*" cfg.database == null;
+        message = "services.hive-c0re.database must not carry a password (it would land in the Nix store): use a passfile or HYPERHIVE_DATABASE_URL in environmentFile";
+      }
       # The containers' opt-in is written by the daemon into their flakes; the
       # host's own config is where the operator consents to it.
       (claudeCode // { assertion = !usesContainers || claudeCode.assertion; })
@@ -193,7 +225,9 @@ in
       after = [
         "network-online.target"
         "nix-daemon.socket"
-      ];
+      ]
+      # A database on this very host must be up before the core opens it.
+      ++ lib.optional (cfg.database != null && (config.services.postgresql.enable or false)) "postgresql.service";
       # What the backends and the config repos run; the unit's default PATH
       # (coreutils, findutils, grep, sed, systemd) comes on top.
       path = [
@@ -213,6 +247,7 @@ in
         HYPERHIVE_FORWARD_ENV = lib.concatStringsSep "," cfg.forwardEnv;
       }
       // lib.optionalAttrs (cfg.flakeUrl != null) { HYPERHIVE_FLAKE_URL = cfg.flakeUrl; }
+      // lib.optionalAttrs (cfg.database != null) { HYPERHIVE_DATABASE_URL = cfg.database; }
       // cfg.environment;
       serviceConfig = {
         ExecStart = lib.escapeShellArgs (
@@ -229,6 +264,8 @@ in
             cfg.backend
           ]
           ++ lib.optional (!cfg.manager) "--no-manager"
+          ++ lib.optionals (cfg.hostName != null) [ "--host-name" cfg.hostName ]
+          ++ lib.optionals (cfg.advertiseUrl != null) [ "--advertise-url" cfg.advertiseUrl ]
         );
         Restart = "on-failure";
         RestartSec = 5;

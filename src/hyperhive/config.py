@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import socket
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -87,6 +89,12 @@ class Config:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     send_key_window: float = DEFAULT_SEND_KEY_WINDOW
     durability: str = "normal"
+    # A PostgreSQL URL (libpq's): the store shared by several hosts' cores; None: sqlite.
+    database_url: str | None = None
+    # This core's name among the hosts sharing the store, and the front door it advertises
+    # (None: its dashboard's http://listen address).
+    host_name: str = "local"
+    advertise_url: str | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     agent_nice: int = DEFAULT_AGENT_NICE
     # None: the ANTHROPIC_BASE_URL of the env the hive is given, else the API (upstream_url()).
@@ -108,6 +116,19 @@ class Config:
         return self.state_dir / "hive.db"
 
     @property
+    def store(self) -> str | Path:
+        """What core/db opens: the shared PostgreSQL database, else ``<state>/hive.db``."""
+        return self.database_url if self.database_url is not None else self.db_path
+
+    @property
+    def front_door(self) -> str:
+        """The URL other hosts' dashboards link this host's agent pages to."""
+        if self.advertise_url is not None:
+            return self.advertise_url
+        host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
+        return f"http://{host}:{self.listen_port}"
+
+    @property
     def settings_file(self) -> Path:
         return self.config_file if self.config_file is not None else self.state_dir / SETTINGS_FILE
 
@@ -119,6 +140,36 @@ class Config:
         if manager:
             return self.run_dir / "manager" / "mcp.sock"
         return self.run_dir / "agents" / name / "mcp.sock"
+
+
+_HOST_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}")
+
+
+def validate_host_name(value: object) -> str:
+    """A host's name: what a machine's hostname may be (letters, digits, '.', '-')."""
+    if not isinstance(value, str) or _HOST_NAME.fullmatch(value) is None:
+        raise ConfigError(
+            f"invalid host name {value!r}: 1-63 letters, digits, '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _advertise_url(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ConfigError(f"invalid advertised URL {value!r}: expected http(s)://host[:port]")
+    return value
+
+
+def _database_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("postgresql://", "postgres://")):
+        # Never echo the value: a URL may carry a password.
+        raise ConfigError(
+            "the database must be a PostgreSQL URL (postgresql://…); leave it unset for sqlite"
+        )
+    return value
 
 
 def default_state_dir(env: Mapping[str, str], uid: int) -> Path:
@@ -163,6 +214,9 @@ def resolve(
     env: Mapping[str, str] | None = None,
     uid: int | None = None,
     config_file: str | None = None,
+    database: str | None = None,
+    host_name: str | None = None,
+    advertise_url: str | None = None,
 ) -> Config:
     """Flags win over env vars, env vars over the defaults of DESIGN §2."""
     env = os.environ if env is None else env
@@ -176,6 +230,11 @@ def resolve(
     durable = durability or env.get("HYPERHIVE_DURABILITY") or "normal"
     if durable not in DURABILITY:
         raise ConfigError(f"unknown durability {durable!r}: choose one of {', '.join(DURABILITY)}")
+    database_url = _database_url(database or env.get("HYPERHIVE_DATABASE_URL") or None)
+    named = validate_host_name(
+        host_name or env.get("HYPERHIVE_HOST_NAME") or socket.gethostname() or "local"
+    )
+    advertised = _advertise_url(advertise_url or env.get("HYPERHIVE_ADVERTISE_URL") or None)
     max_body = _int_env(env, "HYPERHIVE_MAX_BODY", DEFAULT_MAX_BODY)
     lease = float(_int_env(env, "HYPERHIVE_LEASE_SECONDS", int(DEFAULT_LEASE_SECONDS)))
     settings_file = config_file or env.get("HYPERHIVE_CONFIG")
@@ -203,6 +262,9 @@ def resolve(
         idle_timeout=_int_env(env, "HYPERHIVE_IDLE_TIMEOUT", int(DEFAULT_IDLE_TIMEOUT)),
         send_key_window=_int_env(env, "HYPERHIVE_SEND_KEY_WINDOW", DEFAULT_SEND_KEY_WINDOW),
         durability=durable,
+        database_url=database_url,
+        host_name=named,
+        advertise_url=advertised,
         max_attempts=_int_env(env, "HYPERHIVE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
         agent_nice=_nice_env(env),
         upstream_url=_upstream_env(env),

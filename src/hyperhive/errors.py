@@ -124,5 +124,9 @@ class StoreError(HiveError):
     code = "store"
 
 
+class DatabaseError(StoreError):
+    """A statement failed in the database (busy, gone, closed, or refused)."""
+
+
 class ConfigError(HiveError):
     code = "config"

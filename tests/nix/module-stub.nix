@@ -76,6 +76,7 @@ let
       httpx = mkDrv "httpx-0.28.1" { };
       h11 = mkDrv "h11-0.16.0" { };
       prometheus-client = mkDrv "prometheus-client-0.22.1" { };
+      psycopg = mkDrv "psycopg-3.2.9" { };
     };
     claude-code = mkDrv "claude-code-2.0.0"
       { meta.license = { shortName = "unfree"; free = false; }; };

@@ -68,7 +68,10 @@ def _walk(directory: Path, uid: int, reachable: bool) -> Iterator[Path]:
     except OSError:
         return
     for entry in entries:
-        info = entry.stat(follow_symlinks=False)
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # gone since the listing (the CLI renames its temp files into place)
         path = Path(entry.path)
         if stat.S_ISDIR(info.st_mode):
             yield from _walk(path, uid, reachable and _may(info, uid, 1) and _may(info, uid, 4))

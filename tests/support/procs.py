@@ -36,6 +36,21 @@ def sandboxes(marker: Path) -> list[tuple[int, int | None]]:
     ]
 
 
+def sandboxed_harnesses(marker: Path) -> set[str]:
+    """Names of the agents whose harness runs inside a bwrap sandbox naming ``marker``."""
+    boxes = {pid for pid, _ in sandboxes(marker)}
+    found = set()
+    for pid, argv in processes():
+        if argv[-3:-1] != [b"serve", b"--name"] or argv[0].endswith(b"bwrap"):
+            continue
+        ancestor = parent(pid)
+        while ancestor is not None and ancestor > 1 and ancestor not in boxes:
+            ancestor = parent(ancestor)
+        if ancestor in boxes:
+            found.add(argv[-1].decode())
+    return found
+
+
 def harness_pids(name: str, state: Path | None = None) -> list[int]:
     """Host pids of the harnesses serving agent ``name`` (with ``state``: of that hive)."""
     found = []

@@ -118,6 +118,7 @@ TOOLS: Final = (
                 "name": ("string", "1-9 chars: a-z first, then a-z 0-9 -"),
                 "reason": ("string", "why the swarm needs it"),
                 "config": ("string", "agent.toml text; omit for the default"),
+                "host": ("string", "the host to run it on; omit to let the hive choose"),
             },
             required=("name", "reason"),
         ),
@@ -127,6 +128,7 @@ TOOLS: Final = (
             "name": args.get("name"),
             "reason": args.get("reason"),
             "config": args.get("config") or None,
+            **({"host": args["host"]} if args.get("host") else {}),
         },
     ),
     HiveTool(

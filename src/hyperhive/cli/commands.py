@@ -10,7 +10,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from hyperhive.cli import audit, render, render_config, render_dead, render_usage, render_work
+from hyperhive.cli import (
+    audit,
+    render,
+    render_config,
+    render_dead,
+    render_hosts,
+    render_usage,
+    render_work,
+)
 from hyperhive.client import Client, call_retrying
 from hyperhive.errors import HiveError
 
@@ -47,6 +55,10 @@ async def _agents(client: Client, args: argparse.Namespace) -> Shown:
         found = await client.call("agents", name=words[0])
         return found[0], render.agent
     return await client.call("agents"), render.agents
+
+
+async def _hosts(client: Client, args: argparse.Namespace) -> Shown:
+    return await client.call("hosts"), render_hosts.hosts
 
 
 async def send_message(socket: Path, args: argparse.Namespace) -> Shown:
@@ -92,6 +104,8 @@ async def _spawn(client: Client, args: argparse.Namespace) -> Shown:
             extra["config"] = args.config.read_text()
         except OSError as exc:
             raise HiveError(f"cannot read {args.config}: {exc.strerror}") from None
+    if args.host is not None:
+        extra["host"] = args.host
     return await client.call("spawn", name=args.name, **extra), render.container
 
 
@@ -216,6 +230,7 @@ async def _dashboard_url(client: Client, args: argparse.Namespace) -> Shown:
 _COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Shown]]] = {
     "status": _status,
     "agents": _agents,
+    "hosts": _hosts,
     "messages": _messages,
     "message": _message,
     "dead": _dead,

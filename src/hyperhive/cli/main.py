@@ -44,6 +44,7 @@ COMMANDS: Final[tuple[tuple[str, str, tuple[Arg, ...]], ...]] = (
             arg("--allow-send", help="add: comma-separated names this agent may message"),
         ),
     ),
+    ("hosts", "the cores sharing the store: up or down, their load and agents", ()),
     (
         "send",
         "message an agent as the operator",
@@ -80,7 +81,11 @@ COMMANDS: Final[tuple[tuple[str, str, tuple[Arg, ...]], ...]] = (
     (
         "spawn",
         "create and start an agent (no approval needed)",
-        (NAME, arg("--config", type=Path, help="an agent.toml to seed its config repo")),
+        (
+            NAME,
+            arg("--config", type=Path, help="an agent.toml to seed its config repo"),
+            arg("--host", help="the host whose core runs it (default: this one)"),
+        ),
     ),
     *((name, text, (NAME,)) for name, text in LIFECYCLE),
     (

@@ -63,13 +63,17 @@ def _agent_state(a: dict[str, Any]) -> str:
 
 
 def agents(rows: list[dict[str, Any]]) -> str:
+    """A HOST column once the agents are on more than one host: one host's hive stays
+    as it was."""
     if not rows:
         return "no agents"
+    hosts = len({a.get("host") for a in rows}) > 1
     return table(
         [
             (
                 a["name"],
                 a["role"],
+                *((_agent_host(a),) if hosts else ()),
                 _agent_state(a),
                 a.get("port"),
                 a["allow_send"],
@@ -78,8 +82,19 @@ def agents(rows: list[dict[str, Any]]) -> str:
             )
             for a in rows
         ],
-        ("NAME", "ROLE", "STATE", "PORT", "ALLOW_SEND", "PENDING", "SOCKET"),
+        (
+            "NAME",
+            "ROLE",
+            *(("HOST",) if hosts else ()),
+            *("STATE", "PORT", "ALLOW_SEND", "PENDING", "SOCKET"),
+        ),
     )
+
+
+def _agent_host(a: dict[str, Any]) -> str:
+    """Its host, and the host's state when that is not up: an agent there may be gone."""
+    state = a.get("host_state")
+    return str(a["host"]) + (f" ({state})" if state not in (None, "up") else "")
 
 
 def agent(a: dict[str, Any]) -> str:

@@ -9,9 +9,9 @@ so it collides with no account a host is likely to have.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Final
 
+from hyperhive.core.db import Database
 from hyperhive.errors import HiveError
 
 DEFAULT_BASE: Final = 1_900_000_000
@@ -23,7 +23,7 @@ class UidsExhausted(HiveError):
 
 
 class AgentUids:
-    def __init__(self, conn: sqlite3.Connection, base: int = DEFAULT_BASE) -> None:
+    def __init__(self, conn: Database, base: int = DEFAULT_BASE) -> None:
         self._conn = conn
         self.base = base
 

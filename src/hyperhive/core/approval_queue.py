@@ -14,7 +14,6 @@ the operator picks.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -32,6 +31,7 @@ from hyperhive.core.approvals import (
     validate_reason,
 )
 from hyperhive.core.config_tree import normalise_sha
+from hyperhive.core.db import Database, returned_id
 from hyperhive.core.proposal import Staged
 from hyperhive.errors import BadRequest, ClientError, QuotaExceeded
 from hyperhive.names import OPERATOR, validate_agent_name
@@ -52,7 +52,7 @@ class DuplicateRequest(ClientError):
 
 
 class ApprovalQueue:
-    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, conn: Database, clock: Callable[[], float] = time.time) -> None:
         self._conn = conn
         self._clock = clock
 
@@ -152,10 +152,9 @@ class ApprovalQueue:
         assert isinstance(requester, str)
         reason = validate_reason(reason)
         now = self._clock()
-        # BEGIN IMMEDIATE takes the write lock before the duplicate check, so
-        # the check and the insert are one step even across connections.
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        # The transaction holds the write lock from its start, before the duplicate
+        # check, so the check and the insert are one step even across connections.
+        with self._conn.transaction():
             self._refuse_duplicate(kind, agent, sha)
             refuse_over_quota(self._conn, requester)
             kept: tuple[str | None, ...] = (None, None, None)
@@ -163,20 +162,17 @@ class ApprovalQueue:
                 kept = (staged.pin.tree, staged.pin.digest, staged.diff)
             cursor = self._conn.execute(
                 "INSERT INTO approvals (kind, agent, requester, reason, sha, config, state, "
-                "created_at, tree, digest, diff) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                "created_at, tree, digest, diff) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
+                " RETURNING id",
                 (kind, agent, requester, reason, sha, config, now, *kept),
             )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        assert cursor.lastrowid is not None
-        return self.get(cursor.lastrowid)
+            approval_id = returned_id(cursor)
+        return self.get(approval_id)
 
     def _refuse_duplicate(self, kind: Kind, agent: str, sha: str | None) -> None:
         row = self._conn.execute(
             "SELECT id FROM approvals WHERE state = 'pending' AND kind = ? AND agent = ? "
-            "AND sha IS ?",
+            "AND sha IS NOT DISTINCT FROM ?",
             (kind, agent, sha),
         ).fetchone()
         if row is not None:
@@ -184,7 +180,7 @@ class ApprovalQueue:
             raise DuplicateRequest(f"a {what} is already waiting for approval (#{row[0]})")
 
 
-def refuse_over_quota(conn: sqlite3.Connection, requester: str) -> None:
+def refuse_over_quota(conn: Database, requester: str) -> None:
     """Every kind counts, ToolUse too: one cap on what a requester keeps waiting."""
     (count,) = conn.execute(
         "SELECT count(*) FROM approvals WHERE state = 'pending' AND requester = ?",

@@ -24,7 +24,6 @@ import errno
 import logging
 import os
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +37,8 @@ from hyperhive.core.audit_chain import (
     VerifyResult,
     seal,
 )
+from hyperhive.core.db import Database
+from hyperhive.errors import DatabaseError
 
 __all__ = ["AuditEntry", "AuditLog", "VerifyResult"]
 
@@ -51,7 +52,7 @@ HEAD_DELAY: Final = 0.05  # seconds an appended entry may wait for the head file
 
 class AuditLog:
     def __init__(
-        self, conn: sqlite3.Connection, head_path: Path, clock: Callable[[], float] = time.time
+        self, conn: Database, head_path: Path, clock: Callable[[], float] = time.time
     ) -> None:
         self._conn = conn
         self._head_path = head_path
@@ -112,7 +113,7 @@ class AuditLog:
                 (entry.id, entry.at, entry.actor, entry.via, entry.action, entry.agent,
                  entry.detail, entry.prev, entry.hash),
             )  # fmt: skip
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             log.error("audit entry %s by %s not stored: %s", action, actor, exc)
             return None
         self._head = Head(head.count + 1, entry.id, entry.hash)
@@ -154,9 +155,9 @@ class AuditLog:
     ) -> list[AuditEntry]:
         """The newest ``limit`` entries at or after ``since`` (about ``agent``), oldest first."""
         rows = self._conn.execute(
-            f"SELECT {COLUMNS} FROM audit_log WHERE (?1 IS NULL OR at >= ?1) "
-            "AND (?2 IS NULL OR agent = ?2) ORDER BY id DESC LIMIT ?3",
-            (since, agent, max(1, min(limit, MAX_ENTRIES))),
+            f"SELECT {COLUMNS} FROM audit_log WHERE (? IS NULL OR at >= ?) "
+            "AND (? IS NULL OR agent = ?) ORDER BY id DESC LIMIT ?",
+            (since, since, agent, agent, max(1, min(limit, MAX_ENTRIES))),
         )
         return [AuditEntry(*row) for row in reversed(rows.fetchall())]
 

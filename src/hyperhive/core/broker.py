@@ -1,15 +1,20 @@
 """The broker: durable sends, long-poll receives, leases and acks.
 
-A send is committed to sqlite before it is answered, then its id joins the
+A send is committed to the store before it is answered, then its id joins the
 recipient's queue (core/queues.py) and wakes whoever waits there. The log's shape
 and its reads are core/message_log.py's.
+
+With a store shared by several hosts, each core queues and leases only the
+messages of the agents it runs: a message for another host's agent is committed
+here and signalled there (core/db/signals.py), whose core queues it. Leases live in
+the memory of the recipient's core, so they die with it; its next start queues
+every undelivered message of its agents again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -17,12 +22,15 @@ from typing import Any, Final
 from hyperhive.config import Config
 from hyperhive.core import message_log, previews
 from hyperhive.core.bus import EventBus
+from hyperhive.core.db import Database, returned_id
+from hyperhive.core.db.signals import LocalSignals, Signals
 from hyperhive.core.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetters, check_reason
 from hyperhive.core.inbox import Lease
 from hyperhive.core.limits import MESSAGE_OVERHEAD, SendLimits, SendPolicy
-from hyperhive.core.message_log import BYTES, INSERT, Kind, Message
+from hyperhive.core.message_log import INSERT, Kind, Message
 from hyperhive.core.queues import Queues
 from hyperhive.core.registry import Registry
+from hyperhive.core.routing import Routing
 from hyperhive.core.send_keys import DEFAULT_WINDOW, Keyed, check_key, replayed
 from hyperhive.errors import (
     BadRequest,
@@ -42,7 +50,12 @@ MAX_WAIT: Final = 3600.0
 class Broker:
     @classmethod
     def for_config(
-        cls, conn: sqlite3.Connection, registry: Registry, bus: EventBus, config: Config
+        cls,
+        conn: Database,
+        registry: Registry,
+        bus: EventBus,
+        config: Config,
+        signals: Signals | None = None,
     ) -> Broker:
         """The hive's broker, with the limits and windows its Config names."""
         return cls(
@@ -54,11 +67,12 @@ class Broker:
             limits=SendPolicy.from_config(config),
             key_window=config.send_key_window,
             max_attempts=config.max_attempts,
+            signals=signals,
         )
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Database,
         registry: Registry,
         bus: EventBus,
         *,
@@ -68,8 +82,10 @@ class Broker:
         clock: Callable[[], float] = time.time,
         key_window: float = DEFAULT_WINDOW,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        signals: Signals | None = None,
     ) -> None:
         self._conn = conn
+        self._bytes = conn.dialect.octets_of("body")
         self._registry = registry
         self._bus = bus
         self._max_body = max_body
@@ -80,21 +96,20 @@ class Broker:
         self._held: set[str] = set()
         self.dead = DeadLetters(conn, max_attempts)
         self.refusals: dict[str, int] = dict(conn.execute("SELECT name, value FROM counters"))
-        # Every unacked message is queued again at start: leases die with the
-        # connections that held them, which a restart has closed. Dead letters wait
-        # for the operator, not in a queue.
-        for mid, recipient in conn.execute(
-            "SELECT id, recipient FROM messages WHERE delivered_at IS NULL AND dead_at IS NULL"
-            " ORDER BY id"
-        ):
-            self._queues.push(recipient, mid)  # nobody waits yet: this wakes no one
         held = conn.execute(
-            f"SELECT sender, count(*), total({BYTES}) FROM messages"
+            f"SELECT sender, count(*), CAST(coalesce(sum({self._bytes}), 0) AS BIGINT)"
+            " FROM messages"
             " WHERE delivered_at IS NULL GROUP BY sender"
         )
         self.limits = SendLimits(
             limits or SendPolicy(),
             {sender: int(size) + count * MESSAGE_OVERHEAD for sender, count, size in held},
+        )
+        # Every unacked message of this host's agents is queued again at start: leases
+        # die with the connections that held them, which a restart has closed. Dead
+        # letters wait for the operator, not in a queue.
+        self.routing = Routing(
+            conn, registry, self._queues, signals or LocalSignals(), self.limits.delivered
         )
 
     # -- sending ---------------------------------------------------------
@@ -116,7 +131,7 @@ class Broker:
             # be told otherwise because an allow-list, a registry or a bucket changed since.
             assert held is not None
             return self.get(held.id)
-        if not isinstance(to, str) or (to != OPERATOR and to not in self._registry):
+        if not isinstance(to, str) or (to != OPERATOR and not self._registry.knows(to)):
             self._refuse("unknown_recipient")
             raise UnknownAgent(f"no participant named {to!r}")
         if not isinstance(body, str) or not body.strip():
@@ -184,20 +199,18 @@ class Broker:
         delivered = now if to == OPERATOR else None
         row = (sender, to, body, kind, text, now, delivered, key)
         if not reclaim:
-            cur = self._conn.execute(INSERT, row)
+            mid = returned_id(self._conn.execute(INSERT, row))
         else:
             # One commit: the key passes from a message older than the window (send() has
             # checked) to this one atomically; the unique index refuses two holders.
-            with self._conn:
-                self._conn.execute("BEGIN IMMEDIATE")
+            with self._conn.transaction():
                 self._conn.execute(
                     "UPDATE messages SET key = NULL WHERE sender = ? AND key = ?", (sender, key)
                 )
-                cur = self._conn.execute(INSERT, row)
-        assert cur.lastrowid is not None
-        message = Message(cur.lastrowid, sender, to, body, kind, payload, now, key)
+                mid = returned_id(self._conn.execute(INSERT, row))
+        message = Message(mid, sender, to, body, kind, payload, now, key)
         if delivered is None:
-            self._queues.push(to, message.id)
+            self.routing.queue(to, message.id)
         self._bus.publish({"type": "message", "message": message.to_wire()})
         return message
 
@@ -205,7 +218,7 @@ class Broker:
         self.refusals[reason] = self.refusals.get(reason, 0) + 1
         self._conn.execute(
             "INSERT INTO counters (name, value) VALUES (?, 1)"
-            " ON CONFLICT (name) DO UPDATE SET value = value + 1",
+            " ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
             (reason,),
         )
 
@@ -307,7 +320,7 @@ class Broker:
         if recipient not in self._registry:
             raise UnknownAgent(f"message #{mid} is for {recipient!r}, who is gone; drop it")
         self.dead.revive(mid)
-        self._queues.push(recipient, mid)
+        self.routing.queue(recipient, mid)
         self._bus.publish({"type": "dead_letter_retried", "id": mid, "to": recipient})
         return self.get(mid)
 
@@ -331,11 +344,11 @@ class Broker:
         # fetchall: the UPDATE commits only once its RETURNING rows are all read.
         rows = self._conn.execute(
             "UPDATE messages SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL"
-            f" RETURNING sender, {BYTES}",
+            f" RETURNING sender, {self._bytes}",
             (self._clock(), mid),
         ).fetchall()
         for sender, size in rows:
-            self.limits.delivered(sender, size)
+            self.routing.delivered(sender, int(size))
 
     def get(self, mid: int) -> Message:
         """One whole message of the log, delivered or not."""

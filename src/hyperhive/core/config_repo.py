@@ -152,14 +152,7 @@ class ConfigRepos:
         """
         async with self._lock(name):
             git_dir, work = self._git_dir(name), self.applied_dir(name)
-            files = await self._files_of(name, pin.tree)
-            if files_digest(files) != pin.digest:
-                raise ConfigRepoError(
-                    f"the tree kept for approval #{approval_id} is not the one that was shown;"
-                    " refusing to apply it"
-                )
-            if check is not None:
-                check(files)
+            await self._pinned(name, pin, approval_id, check)
             parent = await self.applied_sha(name)
             message = (
                 f"apply {pin.commit[:12]} (approval #{approval_id})\n\n"
@@ -176,11 +169,43 @@ class ConfigRepos:
             await self._git.run("reset", "--quiet", "--hard", git_dir=git_dir, work_tree=work)
             return commit
 
+    async def pinned_files(
+        self, name: str, pin: Pin, approval_id: int, check: Callable[[Files], object]
+    ) -> Files:
+        """The files of the pinned tree kept here, checked as :meth:`apply` checks them,
+        for another host to apply (core/applied_configs.py)."""
+        async with self._lock(name):
+            return await self._pinned(name, pin, approval_id, check)
+
+    async def import_pinned(self, name: str, pin: Pin, files: Files) -> None:
+        """Keep ``files``, sent by hm1nd's host, as the staged tree of ``pin`` here, so that
+        :meth:`apply` applies them; git must arrive at the very tree that was pinned."""
+        git_dir = self._git_dir(name)
+        if files_digest(files) != pin.digest:
+            raise ConfigRepoError(f"the files sent for {pin.commit[:12]} are not the pinned ones")
+        ref = f"refs/hive/staged/{pin.commit}"
+        async with self._lock(name):
+            parent = await self.applied_sha(name)
+            stream = fast_import_stream(ref, parent, f"staged {pin.commit}\n", files)
+            await self._git.run(
+                "fast-import", "--quiet", "--force", "--date-format=now",
+                git_dir=git_dir, stdin=stream,
+            )  # fmt: skip
+            tree = await self._tree_of(name, ref)
+        if tree != pin.tree:
+            raise BadConfig(
+                f"commit {pin.commit[:12]}: its files make tree {tree[:12]} here, not the"
+                f" pinned {pin.tree[:12]}; refused"
+            )
+
     async def applied_sha(self, name: str) -> str:
         result = await self._git.run(
             "rev-parse", "--verify", "HEAD^{commit}", git_dir=self._git_dir(name)
         )
         return result.stdout.decode().strip()
+
+    async def applied_tree(self, name: str) -> str:
+        return await self._tree_of(name, "HEAD")
 
     def read_applied(self, name: str, path: str) -> str | None:
         """A file of the applied config, or None if the agent or the file has none."""
@@ -235,6 +260,19 @@ class ConfigRepos:
         if self._owner is not None:
             await asyncio.to_thread(claim, proposed.parent, self._owner)
         return await self.applied_sha(name)
+
+    async def _pinned(
+        self, name: str, pin: Pin, approval_id: int, check: Callable[[Files], object] | None
+    ) -> Files:
+        files = await self._files_of(name, pin.tree)
+        if files_digest(files) != pin.digest:
+            raise ConfigRepoError(
+                f"the tree kept for approval #{approval_id} is not the one that was shown;"
+                " refusing to apply it"
+            )
+        if check is not None:
+            check(files)
+        return files
 
     async def _tree_of(self, name: str, rev: str) -> str:
         found = await self._git.run(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +23,7 @@ from hyperhive.backends.base import ContainerSpec
 from hyperhive.config import Config
 from hyperhive.core.agent_config import AgentConfig
 from hyperhive.core.binds import check_binds, forbidden_roots
+from hyperhive.core.db import Database
 from hyperhive.names import MANAGER
 from hyperhive.secret_env import is_secret_name
 from hyperhive.tokens import key_digest, page_key
@@ -56,6 +56,12 @@ NOT_FORWARDED: Final = frozenset(
         # Agents get only the digest of their own page key instead (hyperhive.tokens).
         "HYPERHIVE_OPERATOR_TOKEN",
         "HYPERHIVE_PAGE_KEY_DIGEST",
+        # The shared store and who this core is among the hosts: the core's business. A
+        # database URL may carry a password, and even without one it says where the
+        # hive's every message and approval live.
+        "HYPERHIVE_DATABASE_URL",
+        "HYPERHIVE_HOST_NAME",
+        "HYPERHIVE_ADVERTISE_URL",
     }
 )
 
@@ -208,7 +214,7 @@ _SELECT: Final = (
 
 
 class ContainerRecords:
-    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, conn: Database, clock: Callable[[], float] = time.time) -> None:
         self._conn = conn
         self._clock = clock
 
@@ -234,8 +240,12 @@ class ContainerRecords:
             merged |= {k: getattr(old, k) for k in merged}
         merged |= fields
         self._conn.execute(
-            "INSERT OR REPLACE INTO containers (name, backend, desired, state, hive_rev,"
-            " config_sha, last_error, restarts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO containers (name, backend, desired, state, hive_rev, config_sha,"
+            " last_error, restarts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET backend = excluded.backend,"
+            " desired = excluded.desired, state = excluded.state, hive_rev = excluded.hive_rev,"
+            " config_sha = excluded.config_sha, last_error = excluded.last_error,"
+            " restarts = excluded.restarts, updated_at = excluded.updated_at",
             (name, backend, merged["desired"], merged["state"], merged["hive_rev"],
              merged["config_sha"], merged["last_error"], merged["restarts"], self._clock()),
         )  # fmt: skip

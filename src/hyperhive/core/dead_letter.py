@@ -19,11 +19,11 @@ is their sqlite side, used by the broker, which owns the queues.
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any, Final, Literal
 
 from hyperhive.config import DEFAULT_MAX_ATTEMPTS
 from hyperhive.core import previews
+from hyperhive.core.db import Database
 from hyperhive.errors import BadRequest, ClientError, UnknownMessage
 
 MAX_REASON: Final = 2000  # characters; a harness cuts longer error texts itself
@@ -53,13 +53,10 @@ def check_reason(reason: object) -> str:
     return reason.strip()
 
 
-_BYTES: Final = "length(CAST(body AS BLOB))"
-
-
 class DeadLetters:
     """The dead-letter columns of ``messages`` (migration 5): reads and single-row writes."""
 
-    def __init__(self, conn: sqlite3.Connection, max_attempts: int) -> None:
+    def __init__(self, conn: Database, max_attempts: int) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._conn = conn
@@ -117,9 +114,10 @@ class DeadLetters:
         if agent is not None:
             where += " AND recipient = ?"
             params.append(agent)
+        size = self._conn.dialect.octets_of("body")
         rows = self._conn.execute(
             "SELECT id, sender, recipient, substr(body, 1, ?), kind, payload, created_at,"
-            f" attempts, dead_at, dead_reason, {_BYTES} FROM messages WHERE {where}"
+            f" attempts, dead_at, dead_reason, {size} FROM messages WHERE {where}"
             " ORDER BY id DESC LIMIT ?",
             (previews.PREVIEW_BYTES, *params, limit),
         )

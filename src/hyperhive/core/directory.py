@@ -45,6 +45,16 @@ class AgentDirectory:
         self.relays = relays
         self._servers: dict[str, SocketServer] = {}
         self._paths: dict[str, Path] = {}  # asked for on every listing of every agent
+        registry.watch(self._changed_elsewhere)
+
+    def _changed_elsewhere(self, name: str, record: AgentRecord | None) -> None:
+        """Another host added, changed or removed an agent: this host's dashboards and
+        watchers hear of it as of a change made here."""
+        if record is not None:
+            self._notifier.publish({"type": "agent_added", "agent": record.to_wire()})
+        else:
+            self._paths.pop(name, None)
+            self._notifier.publish({"type": "agent_removed", "agent": name})
 
     def __contains__(self, name: object) -> bool:
         return name in self.registry
@@ -60,8 +70,8 @@ class AgentDirectory:
         return path
 
     async def open_all(self) -> None:
-        """Open the socket of every registered agent (at start)."""
-        for agent in self.registry.all():
+        """Open the socket of every agent this host runs (at start)."""
+        for agent in self.registry.local():
             await self._open(agent)
 
     async def add(self, name: object, allow_send: list[str] | None) -> AgentRecord:

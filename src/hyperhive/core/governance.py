@@ -15,48 +15,43 @@ and outcome is appended to the audit log with who took it and through what.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from hyperhive.core.agent_config import AgentConfig, parse_agent_toml
 from hyperhive.core.approval_queue import ApprovalQueue
-from hyperhive.core.approvals import Applied, Approval, Approve, Deny, Failed, transition
+from hyperhive.core.approval_runs import ApprovalRuns
+from hyperhive.core.approvals import Approval, Approve, Deny, transition
 from hyperhive.core.audit import AuditLog
 from hyperhive.core.binds import check_binds, forbidden_roots
 from hyperhive.core.config_fields import changed_fields
 from hyperhive.core.config_repo import ConfigRepos, Staged
 from hyperhive.core.config_tree import AGENT_TOML
+from hyperhive.core.db import Database
+from hyperhive.core.db.signals import LocalSignals, Signals
 from hyperhive.core.diffstat import diffstat
 from hyperhive.core.git import ConfigRepoError
+from hyperhive.core.hosts.table import HostTable
 from hyperhive.core.lifecycle import ContainersDisabled, Lifecycle
 from hyperhive.core.notifier import Notifier
 from hyperhive.core.policy import PolicyRequest, Verdict, decide
-from hyperhive.core.proposal import Pin
 from hyperhive.core.questions import Question, QuestionBook
 from hyperhive.core.registry import Registry
+from hyperhive.core.spawn_placement import SpawnPlacement
 from hyperhive.core.tool_approvals import ToolAnswer, ToolApprovals, ToolRule, preview
 from hyperhive.core.workspace_repo import check_host_repo
-from hyperhive.errors import AlreadyExists, HiveError
+from hyperhive.errors import AlreadyExists
 from hyperhive.names import MANAGER, validate_agent_name
 from hyperhive.settings import LiveSettings
 
 log = logging.getLogger(__name__)
 
 
-def pin_of(approval: Approval) -> Pin:
-    if approval.sha is None or approval.tree is None or approval.digest is None:
-        raise ConfigRepoError(
-            f"approval #{approval.id} predates verified staging: deny it and ask again"
-        )
-    return Pin(approval.sha, approval.tree, approval.digest)
-
-
 class Governance:
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Database,
         registry: Registry,
         notifier: Notifier,
         *,
@@ -66,10 +61,13 @@ class Governance:
         lifecycle: Lifecycle | None,
         settings: LiveSettings | None = None,
         audit: AuditLog | None = None,
+        signals: Signals | None = None,
+        hosts: HostTable | None = None,
     ) -> None:
         """``state_dir``, ``run_dir``: the hive's own, which no bind may reach;
         ``repos`` and ``lifecycle`` are None without a container backend; ``settings``
-        hold the policy rules (none: the operator decides everything)."""
+        hold the policy rules (none: the operator decides everything); ``signals`` and
+        ``hosts``: the other hosts' cores sharing the store (core/approval_runs.py)."""
         self._settings = settings if settings is not None else LiveSettings()
         self._audit = audit
         self._registry = registry
@@ -80,6 +78,11 @@ class Governance:
         self.queue = ApprovalQueue(conn)
         self.book = QuestionBook(conn)
         self.tools = ToolApprovals(conn)
+        self.runs = ApprovalRuns(
+            conn, self.queue, registry, notifier, signals or LocalSignals(),
+            SpawnPlacement(conn, registry.host, hosts),
+            repos=repos, lifecycle=lifecycle, audit=audit,
+        )  # fmt: skip
 
     @property
     def _containers(self) -> Lifecycle:
@@ -90,15 +93,18 @@ class Governance:
     # -- approvals --------------------------------------------------------------
 
     async def request_spawn(
-        self, requester: str, name: object, reason: str, config: str | None
+        self, requester: str, name: object, reason: str, config: str | None, host: object = None
     ) -> Approval:
+        """``host``: the host to spawn on (core/spawn_placement.py); None: the roomiest."""
         name = validate_agent_name(name)
         if name in self._registry:
             raise AlreadyExists(f"agent {name!r} already exists")
         if config is not None:
             # A bad config is refused now, not at approval.
             self._check_binds(parse_agent_toml(config))
+        placed = self.runs.placement.choose(host)
         approval = self.queue.request_spawn(name, requester, reason, config)
+        self.runs.placement.record(approval.id, placed)
         self._requested(approval)
         count = len(self._registry.all())
         verdict = self._verdict(PolicyRequest("spawn", name, requester, agents=count))
@@ -191,24 +197,8 @@ class Governance:
         approved = self._save(pending, transition(pending, Approve(by, always), time.time()))
         self._decided(approved, via)
         self._publish("approval_decided", approved)
-        outcome: dict[str, Any] = {}
-        try:
-            if approved.kind == "spawn":
-                await self._containers.spawn(approved.agent, approved.config)
-            else:
-                pin = pin_of(approved)
-                applied = await self._containers.apply_commit(approved.agent, pin, approved.id)
-                outcome["applied_sha"] = applied
-        except HiveError as exc:
-            log.warning("approval %d failed: %s", approved.id, exc.message)
-            done = self._save(approved, transition(approved, Failed(exc.message), time.time()))
-        else:
-            done = self._save(approved, transition(approved, Applied(), time.time()))
-        outcome |= _outcome(done)
-        self._record("core", "core", f"approval_{done.state}", done, outcome)
-        self._tell_requester(done)
-        self._publish("approval_decided", done)
-        return done
+        # Here, in this call, with one core; else by the hosts that hold what it needs.
+        return await self.runs.execute(approved)
 
     def _approve_tool_use(
         self, pending: Approval, by: str, always: bool, via: str, *, tell: bool = True
@@ -352,13 +342,4 @@ def _request(approval: Approval) -> dict[str, Any]:
         detail.update(tool=approval.tool, input=approval.input)
     elif approval.config is not None:
         detail["config"] = approval.config
-    return detail
-
-
-def _outcome(approval: Approval) -> dict[str, Any]:
-    detail: dict[str, Any] = {"id": approval.id, "kind": approval.kind}
-    if approval.kind == "apply_commit":
-        detail.update(sha=approval.sha, tree=approval.tree)
-    if approval.error is not None:
-        detail["error"] = approval.error
     return detail

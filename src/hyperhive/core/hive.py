@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from hyperhive.core.containers import (
     agent_state_dir,
     forwarded_env,
 )
+from hyperhive.core.db import Database, open_store
 from hyperhive.core.directory import AgentDirectory
 from hyperhive.core.gateway.budget import Budget
 from hyperhive.core.gateway.credentials import HiveCredentials
@@ -41,6 +41,7 @@ from hyperhive.core.gateway.service import Gateway
 from hyperhive.core.gateway.setup_token import SetupTokens
 from hyperhive.core.gateway.wiring import gateway_for, logins
 from hyperhive.core.governance import Governance
+from hyperhive.core.hosts.presence import Presence
 from hyperhive.core.lifecycle import ContainersDisabled, Lifecycle, container_services
 from hyperhive.core.notifier import Notifier
 from hyperhive.core.notify.dispatcher import Notifications
@@ -52,7 +53,6 @@ from hyperhive.core.page_relay import PageRelays
 from hyperhive.core.registry import AgentRecord, Registry
 from hyperhive.core.server import DRAIN_SECONDS, SocketServer
 from hyperhive.core.sockets import SocketFactory
-from hyperhive.core.store import durability, open_store
 from hyperhive.core.supervision import Policy
 from hyperhive.errors import HiveError
 from hyperhive.names import OPERATOR
@@ -105,7 +105,8 @@ class Hive:
         self._env = env
         self._policy = policy
         self._operator_token = operator_token
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Database | None = None
+        self._presence: Presence | None = None
         self._parts: _Parts | None = None
         self._host: SocketServer | None = None
         self._setup_tokens: SetupTokens | None = None
@@ -124,11 +125,11 @@ class Hive:
         return os.environ if self._env is None else self._env
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> Database:
         """The store, opened at start (or at the first look before it)."""
         if self._conn is None:
             private_dirs(self.config.state_dir, self.config.run_dir)
-            self._conn = open_store(self.config.db_path, durability=self.config.durability)
+            self._conn = open_store(self.config.store, durability=self.config.durability)
         return self._conn
 
     def _running(self) -> _Parts:
@@ -206,14 +207,16 @@ class Hive:
 
     # -- wiring -------------------------------------------------------------------
 
-    def _compose(self, conn: sqlite3.Connection) -> _Parts:
+    def _compose(self, conn: Database) -> _Parts:
         """Every service, each given exactly what it uses."""
         config, backend = self.config, self._backend
-        registry, bus = Registry(conn), EventBus()
+        presence = self._presence = Presence(conn, config)
+        signals = presence.signals
+        registry, bus = Registry(conn, config.host_name, signals), EventBus()
         oversight = self._oversight = Oversight.build(
             conn, bus, self.settings, config.state_dir, lambda: self.dashboard_link
         )
-        broker = Broker.for_config(conn, registry, bus, config)
+        broker = Broker.for_config(conn, registry, bus, config, signals)
         uids = AgentUids(conn)
         notifier = Notifier(bus, broker, registry)
         credentials, self._setup_tokens = logins(config, self._given_env, bus)
@@ -221,16 +224,7 @@ class Hive:
         sockets = SocketFactory.for_config(config, ops, broker)
         # Agents that run as their own uids get their sockets as theirs too.
         own_uids = backend is not None and backend.agent_uids
-        # Spend and budgets; a bad <state>/prices.toml is a ConfigError here, at start.
-        meter = self._meter = build_meter(
-            config,
-            conn,
-            holds=broker,
-            teller=notifier,
-            agents=lambda: [a.name for a in registry.all()],
-            budgets_of=self._budget_of,
-            settings=self.settings,
-        )
+        meter = self._meter = self._metering(conn, broker, notifier, registry)
         self._gateway = gateway_for(
             config, self._given_env, meter, credentials, sockets.budget, self.settings
         )
@@ -255,6 +249,8 @@ class Hive:
             lifecycle=lifecycle,
             settings=self.settings,
             audit=oversight.audit,
+            signals=signals,
+            hosts=presence.hosts,
         )
         started = time.monotonic()
         stalls = oversight.watch(bus, self.settings, governance, broker)
@@ -269,7 +265,7 @@ class Hive:
                 containers=lifecycle,
                 dashboard_link=lambda: self.dashboard_link,
                 started=started,
-                durability=durability(conn),
+                durability=conn.durability(),
                 credentials=credentials,
                 setup_tokens=self._setup_tokens,
                 meter=meter,
@@ -278,15 +274,26 @@ class Hive:
                 notifications=oversight.notifications,
                 stalls=stalls,
                 metrics=oversight.metrics,
+                hosts=presence.hosts,
             )
         )
         return _Parts(
             registry, bus, broker, uids, governance, directory, lifecycle, sockets, ops, started
         )
 
+    def _metering(
+        self, conn: Database, broker: Broker, notifier: Notifier, registry: Registry
+    ) -> Meter:
+        """Spend and budgets; a bad <state>/prices.toml is a ConfigError here, at start."""
+        return build_meter(
+            self.config, conn, holds=broker, teller=notifier,
+            agents=lambda: [a.name for a in registry.all()],
+            budgets_of=self._budget_of, settings=self.settings,
+        )  # fmt: skip
+
     def _containers(
         self,
-        conn: sqlite3.Connection,
+        conn: Database,
         registry: Registry,
         directory: AgentDirectory,
         notifier: Notifier,
@@ -348,6 +355,8 @@ class Hive:
         if self._parts is not None:
             raise HiveError("the hive is started already")
         parts = self._parts = self._compose(self.conn)
+        assert self._presence is not None  # composed with the rest
+        await self._presence.start(lambda: len(parts.registry.local()))
         self.meter.start()  # spent agents held again before any socket opens
         self.oversight.start()  # before any request can ask for the operator
         self.config.run_dir.mkdir(parents=True, exist_ok=True)
@@ -381,6 +390,8 @@ class Hive:
             if parts.lifecycle is not None:
                 await parts.lifecycle.shutdown()
             await self.oversight.close(grace)
+        if self._presence is not None:
+            await self._presence.close()
         if self._setup_tokens is not None:
             await self._setup_tokens.close()
         if self._conn is not None:

@@ -68,6 +68,10 @@ class Inbox:
             heapq.heappush(self._queued, lease.message_id)
         return lease
 
+    def ids(self) -> set[int]:
+        """Every id queued or leased here."""
+        return {*self._queued, *(lease.message_id for lease in self._leases.values())}
+
     def leases(self) -> list[Lease]:
         """The leases open now (read only)."""
         return list(self._leases.values())

@@ -37,7 +37,7 @@ from hyperhive.core.registry import AgentRecord, Registry
 from hyperhive.core.supervision import CrashRecord, GiveUp, Policy, describe_exit
 from hyperhive.core.supervision import on_unexpected_exit as decide_after_crash
 from hyperhive.core.workspace import Workspaces
-from hyperhive.errors import AlreadyExists, HiveError, UnknownAgent
+from hyperhive.errors import AlreadyExists, ClientError, HiveError, UnknownAgent
 from hyperhive.names import MANAGER, validate_agent_name
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,12 @@ LOG_LINES: Final = 2000
 
 class ContainersDisabled(HiveError):
     code = "no_containers"
+
+
+class OtherHost(ClientError):
+    """The agent runs on another host: only that host's core may touch its container."""
+
+    code = "other_host"
 
 
 class Lifecycle:
@@ -96,7 +102,7 @@ class Lifecycle:
         """Create hm1nd if missing, rebuild stale containers, start what should run."""
         if manager and MANAGER not in self._registry:
             await self.spawn(MANAGER, None)
-        for name, record in self.records.all().items():
+        for name, record in self._local().items():
             try:
                 await self._refresh(name, record)
                 if record.desired == "running":
@@ -108,9 +114,13 @@ class Lifecycle:
                 log.error("agent %s did not come up at boot: %s", name, exc.message)
                 self._set(name, state="failed", last_error=exc.message)
 
+    def _local(self) -> dict[str, ContainerRecord]:
+        # The store may be shared: other hosts' containers are theirs to run.
+        return {n: r for n, r in self.records.all().items() if self._registry.is_local(n)}
+
     async def shutdown(self) -> None:
         """Stop every container (the core is going away; boot brings them back)."""
-        names = [n for n, r in self.records.all().items() if r.state == "running"]
+        names = [n for n, r in self._local().items() if r.state == "running"]
         await asyncio.gather(*(self._stop(n, keep_desired=True) for n in names))
 
     # -- operations -----------------------------------------------------------
@@ -133,20 +143,31 @@ class Lifecycle:
         return record
 
     async def start(self, name: str) -> ContainerRecord:
+        self.require_local(name)
         async with self._lock(name):
             return await self._start(name)
 
     async def stop(self, name: str) -> ContainerRecord:
+        self.require_local(name)
         async with self._lock(name):
             return await self._stop(name)
 
     async def restart(self, name: str) -> ContainerRecord:
+        self.require_local(name)
         async with self._lock(name):
             await self._stop(name)
             return await self._start(name)
 
+    def require_local(self, name: str) -> None:
+        """Refuse, changing nothing, an agent another host's core runs (the store is shared:
+        its container record is there, its container is not)."""
+        agent = self._registry.get(name) if name in self._registry else None
+        if agent is not None and not self._registry.is_local(name):
+            raise OtherHost(f"{name} runs on host {agent.host}; use that host's core")
+
     async def destroy(self, name: str, *, purge: bool = False) -> None:
         """Nothing of it keeps running; with ``purge`` its state and configs go too."""
+        self.require_local(name)
         self._require(name)
         async with self._lock(name):
             await self._stop(name)
@@ -162,7 +183,7 @@ class Lifecycle:
     async def rebuild(self) -> list[str]:
         """``auto_update``: rebuild containers whose rev or config is stale."""
         rebuilt = []
-        for name, record in self.records.all().items():
+        for name, record in self._local().items():
             async with self._lock(name):
                 if await self._refresh(name, record):
                     rebuilt.append(name)
@@ -171,16 +192,22 @@ class Lifecycle:
                         await self._start(name)
         return rebuilt
 
+    def judge(self, files: Files) -> AgentConfig:
+        """Refuse a config tree this host may not run: the host may have changed since the
+        request, so its binds are judged as it is now."""
+        config = self._config
+        agent = parse_agent_toml(files["agent.toml"][1].decode())
+        check_binds(agent.sandbox.ro_binds, forbidden_roots(config.state_dir, config.run_dir))
+        return agent
+
     async def apply_commit(self, name: str, pin: Pin, approval_id: int) -> str:
         """Apply the pinned config tree and restart the agent on it."""
 
         def still_good(files: Files) -> None:
-            # The host may have changed since the request: its binds are judged as it is now.
-            agent = parse_agent_toml(files["agent.toml"][1].decode())
-            check_binds(agent.sandbox.ro_binds, forbidden_roots(config.state_dir, config.run_dir))
+            agent = self.judge(files)
             clone.append(self.workspaces.needs_clone(name, agent.workspace))
 
-        config = self._config
+        self.require_local(name)
         clone: list[bool] = []
         async with self._lock(name):
             applied = await self.repos.apply(name, pin, approval_id, still_good)
@@ -210,6 +237,7 @@ class Lifecycle:
         return None
 
     def logs(self, name: str, lines: int) -> list[str]:
+        self.require_local(name)
         self._require(name)
         return list(self._logs.get(name, ()))[-lines:]
 

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from hyperhive.core import previews
+from hyperhive.core.db import Database
 from hyperhive.errors import UnknownMessage
 
 Kind = Literal["message", "event"]
@@ -39,10 +39,9 @@ class Message:
 
 
 COLUMNS: Final = "id, sender, recipient, body, kind, payload, created_at, key"
-BYTES: Final = "length(CAST(body AS BLOB))"
 INSERT: Final = (
     "INSERT INTO messages (sender, recipient, body, kind, payload, created_at, delivered_at,"
-    " key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 
 
@@ -52,7 +51,7 @@ def row_to_message(row: tuple[Any, ...]) -> Message:
     return Message(mid, sender, recipient, body, kind, decoded, created, key)
 
 
-def get(conn: sqlite3.Connection, mid: int) -> Message:
+def get(conn: Database, mid: int) -> Message:
     """One whole message of the log, delivered or not."""
     row = conn.execute(f"SELECT {COLUMNS} FROM messages WHERE id = ?", (mid,)).fetchone()
     if row is None:
@@ -60,7 +59,7 @@ def get(conn: sqlite3.Connection, mid: int) -> Message:
     return row_to_message(row)
 
 
-def history(conn: sqlite3.Connection, agent: str | None, limit: int) -> list[Message]:
+def history(conn: Database, agent: str | None, limit: int) -> list[Message]:
     """The newest ``limit`` messages (to or from ``agent``), oldest first."""
     if agent is None:
         rows = conn.execute(f"SELECT {COLUMNS} FROM messages ORDER BY id DESC LIMIT ?", (limit,))
@@ -74,7 +73,7 @@ def history(conn: sqlite3.Connection, agent: str | None, limit: int) -> list[Mes
 
 
 def page(
-    conn: sqlite3.Connection,
+    conn: Database,
     agent: str | None,
     limit: int,
     before: int | None,
@@ -87,7 +86,7 @@ def page(
 
     Only a prefix of each body leaves sqlite, so a page of floods stays cheap to read.
     """
-    where: list[str] = ["1"]
+    where: list[str] = ["TRUE"]
     params: list[object] = []
     if agent is not None:
         where.append("(sender = ? OR recipient = ?)")
@@ -97,7 +96,8 @@ def page(
         params.append(before)
     rows = conn.execute(
         "SELECT id, sender, recipient, substr(body, 1, ?), kind, payload, created_at, key,"
-        f" {BYTES} FROM messages WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+        f" {conn.dialect.octets_of('body')} FROM messages WHERE {' AND '.join(where)}"
+        " ORDER BY id DESC LIMIT ?",
         (preview, *params, limit),
     )
     cut = (

@@ -10,7 +10,6 @@ governance and the broker, so it joins once those exist (:meth:`Oversight.watch`
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from hyperhive.core.audit import AuditLog
 from hyperhive.core.audit_observer import AgentAudit
 from hyperhive.core.broker import Broker
 from hyperhive.core.bus import EventBus
+from hyperhive.core.db import Database
 from hyperhive.core.governance import Governance
 from hyperhive.core.metrics import Metrics
 from hyperhive.core.notify.dispatcher import Notifications, dashboard_base
@@ -40,7 +40,7 @@ class Oversight:
     @classmethod
     def build(
         cls,
-        conn: sqlite3.Connection,
+        conn: Database,
         bus: EventBus,
         settings: LiveSettings,
         state_dir: Path,

@@ -15,12 +15,12 @@ sqlite and answers with a compare-and-set, so a question is answered once.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hyperhive.core.db import Database, returned_id
 from hyperhive.errors import BadRequest, ClientError, QuotaExceeded
 from hyperhive.names import OPERATOR, validate_agent_name
 
@@ -152,7 +152,7 @@ def validate_answer(question: Question, answer: object) -> Answer:
 class QuestionBook:
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Database,
         clock: Callable[[], float] = time.time,
         *,
         max_pending: int = MAX_PENDING_PER_ASKER,
@@ -175,11 +175,10 @@ class QuestionBook:
         now = self._clock()
         cursor = self._conn.execute(
             "INSERT INTO questions (asker, question, options, multi, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
             (asker, text, None if choices is None else json.dumps(choices), is_multi, now),
         )
-        assert cursor.lastrowid is not None
-        return Question(cursor.lastrowid, asker, text, choices, is_multi, None, None, now, None)
+        return Question(returned_id(cursor), asker, text, choices, is_multi, None, None, now, None)
 
     def answer(self, question_id: object, answer: object, by: object) -> Question:
         """Answer once; a second answer is :class:`AlreadyAnswered`, the first kept."""

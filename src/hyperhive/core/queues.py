@@ -34,6 +34,11 @@ class Queues:
         self._inboxes[recipient].push(mid)
         self._wake(recipient)
 
+    def known(self, recipient: str) -> set[int]:
+        """The ids of ``recipient``'s queued or leased now."""
+        inbox = self._inboxes.get(recipient)
+        return inbox.ids() if inbox is not None else set()
+
     def take(self, recipient: str) -> int | None:
         """The oldest queued id, delivered for good (no lease)."""
         return self._inboxes[recipient].take()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from hyperhive.core.broker import Broker
 from hyperhive.core.bus import Event, EventBus
 from hyperhive.core.questions import Question, QuestionBook
 from hyperhive.core.stall import StallChange, StallTracker, Waiting, What, tick_seconds
+from hyperhive.errors import DatabaseError
 from hyperhive.settings import LiveSettings
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class StallWatch:
                 "question": [question_waiting(q) for q in self._sources.questions()],
                 "lease": [lease_waiting(*held) for held in self._sources.leases()],
             }
-        except sqlite3.Error as exc:  # the store is busy or closing: the next tick looks again
+        except DatabaseError as exc:  # the store is busy or closing: the next tick looks again
             log.warning("stall watch: cannot read what waits: %s", exc)
             return
         for what, items in pools.items():

@@ -23,10 +23,8 @@ never count, so a name used again does not inherit what the old agent was grante
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
@@ -39,6 +37,7 @@ from hyperhive.core.approvals import (
     already_decided,
     transition,
 )
+from hyperhive.core.db import Database, returned_id
 from hyperhive.errors import BadRequest, ClientError, TooLarge
 
 MAX_TOOL: Final = 128
@@ -163,25 +162,14 @@ def waiting(approval_id: int) -> str:
 
 
 class ToolApprovals:
-    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, conn: Database, clock: Callable[[], float] = time.time) -> None:
         self._conn = conn
         self._clock = clock
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        # The write lock is taken before the first read, so check and change are one step.
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
     def ask(self, agent: str, since: float, tool: object, given: object) -> ToolAnswer:
         """May ``agent`` (registered at ``since``) call ``tool`` with ``given`` now?"""
         tool, text = validate_tool(tool), canonical_input(given)
-        with self._write():
+        with self._conn.transaction():
             return self._answer(agent, since, tool, text, self._clock())
 
     def _answer(self, agent: str, since: float, tool: str, text: str, now: float) -> ToolAnswer:
@@ -228,10 +216,10 @@ class ToolApprovals:
         refuse_over_quota(self._conn, agent)
         cursor = self._conn.execute(
             "INSERT INTO approvals (kind, agent, requester, reason, state, created_at, tool, "
-            "input) VALUES ('tool_use', ?, ?, ?, 'pending', ?, ?, ?)",
+            "input) VALUES ('tool_use', ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
             (agent, agent, f"{agent} asks to use {tool}", now, tool, text),
         )
-        return self._get(cursor.lastrowid)
+        return self._get(returned_id(cursor))
 
     def _get(self, approval_id: int | None) -> Approval:
         row = self._conn.execute(
@@ -246,7 +234,7 @@ class ToolApprovals:
         done = transition(pending, Approve(by, always), now)
         if always:
             done = transition(done, Applied(), now)
-        with self._write():
+        with self._conn.transaction():
             cursor = self._conn.execute(
                 "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, "
                 "finished_at = ?, always = ? WHERE id = ? AND state = 'pending'",
@@ -259,10 +247,10 @@ class ToolApprovals:
             assert done.tool is not None and done.input is not None
             cursor = self._conn.execute(
                 "INSERT INTO tool_rules (agent, tool, input, approval_id, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (done.agent, done.tool, done.input, done.id, now),
             )
-            return done, self.rule(cursor.lastrowid)
+            return done, self.rule(returned_id(cursor))
 
     def rule(self, rule_id: object) -> ToolRule:
         if not isinstance(rule_id, int) or isinstance(rule_id, bool):
@@ -277,9 +265,9 @@ class ToolApprovals:
     def rules(self, agent: str | None, limit: int = MAX_RULES) -> list[ToolRule]:
         """Rules newest first, revoked ones too (they say who was allowed what, and when)."""
         rows = self._conn.execute(
-            f"SELECT {RULE_COLUMNS} FROM tool_rules WHERE ?1 IS NULL OR agent = ?1 "
-            "ORDER BY id DESC LIMIT ?2",
-            (agent, min(limit, MAX_RULES)),
+            f"SELECT {RULE_COLUMNS} FROM tool_rules WHERE ? IS NULL OR agent = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (agent, agent, min(limit, MAX_RULES)),
         )
         return [ToolRule(*r) for r in rows]
 

@@ -48,6 +48,25 @@ def build_parser() -> argparse.ArgumentParser:
         "power cut, each commit fsynced first (env HYPERHIVE_DURABILITY; default normal)",
     )
     serve.add_argument(
+        "--database",
+        metavar="URL",
+        help="a PostgreSQL URL (libpq's, e.g. postgresql://hive@/hive?host=/run/postgresql) "
+        "shared by the cores of several hosts (env HYPERHIVE_DATABASE_URL; default: sqlite "
+        "at <state>/hive.db)",
+    )
+    serve.add_argument(
+        "--host-name",
+        metavar="NAME",
+        help="this core's name among the hosts sharing the database (env HYPERHIVE_HOST_NAME; "
+        "default: the machine's hostname)",
+    )
+    serve.add_argument(
+        "--advertise-url",
+        metavar="URL",
+        help="this host's front door, which other hosts' dashboards link its agents' pages "
+        "to (env HYPERHIVE_ADVERTISE_URL; default: http://<listen>)",
+    )
+    serve.add_argument(
         "--token",
         default=os.environ.get("HYPERHIVE_OPERATOR_TOKEN"),
         help="operator token (env HYPERHIVE_OPERATOR_TOKEN; default: the one in "
@@ -163,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
             backend=args.backend,
             durability=args.durability,
             config_file=args.config,
+            database=args.database,
+            host_name=args.host_name,
+            advertise_url=args.advertise_url,
         )
         return asyncio.run(
             serve(

@@ -102,9 +102,12 @@ async def agents_view(
     desk: OperatorDesk, host: str, states: AgentStates, token: str
 ) -> dict[str, Any]:
     """Every agent for the dashboard viewed on ``host``. ``page`` is its page behind the
-    dashboard's own door (relative to it); ``url`` the page on its own port, carrying that
-    agent's page key (this view is only served behind the operator token)."""
+    dashboard's own door (relative to it), or, for an agent another host runs, behind that
+    host's front door; ``url`` the page on its own port, carrying that agent's page key
+    (this view is only served behind the operator token)."""
     listed: list[dict[str, Any]] = await desk.call("agents")
+    hosts: dict[str, Any] = await desk.call("hosts")
+    doors = {h["name"]: h.get("url") for h in hosts["hosts"]}
     page_host = _url_host(agent_page_host(host))
     # The manager first: it is the one the operator talks to most.
     listed.sort(key=lambda a: (a["role"] != "manager", a["name"]))
@@ -118,10 +121,20 @@ async def agents_view(
         row["model"] = model or row.get("model")
         row["stats"] = stats.to_wire() if stats else None
         row["page"] = f"agents/{name}/"
-        port = row.get("port") if _port_reachable(row) else None
+        row["elsewhere"] = row.get("host", hosts["this"]) != hosts["this"]
+        if row["elsewhere"]:
+            door = doors.get(row["host"])
+            row["page"] = f"{door.rstrip('/')}/agents/{name}/" if door else None
+        port = row.get("port") if _port_reachable(row) and not row["elsewhere"] else None
         row["url"] = f"http://{page_host}:{port}/?token={key}" if port is not None else None
         rows.append(row)
-    return {"now": time.time(), "containers": await _has_containers(desk), "agents": rows}
+    return {
+        "now": time.time(),
+        "containers": await _has_containers(desk),
+        "agents": rows,
+        "host": hosts["this"],
+        "hosts": len({r.get("host") for r in rows} | {hosts["this"]}),
+    }
 
 
 def _port_reachable(row: dict[str, Any]) -> bool:

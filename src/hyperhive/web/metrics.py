@@ -59,6 +59,14 @@ class SnapshotCollector(Collector):
             _counter("messages_delivered", "Messages delivered (acked)", []),
             messages["delivered"],
         )
+        yield _one(
+            _counter(
+                "messages_found_by_recheck",
+                "Messages of this host's agents a signal did not bring (found by the re-check)",
+                [],
+            ),
+            messages.get("found_by_recheck", 0),
+        )
         refused = _counter("messages_refused", "Sends refused, by reason", ["reason"])
         yield _by(refused, messages["refused"])
         yield _one(

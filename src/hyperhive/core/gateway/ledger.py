@@ -8,9 +8,9 @@ broker's. Scope ``None`` (stored as ``''``, which no agent name can be) is the h
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Final
 
+from hyperhive.core.db import Database
 from hyperhive.core.gateway.budget import Override, Spend
 from hyperhive.core.gateway.seams import Usage
 
@@ -38,8 +38,14 @@ def _spend(row: tuple[int, ...] | None) -> Spend:
     return Spend(requests, Usage(i, o, cw, cr), cost)
 
 
+def _total(column: str) -> str:
+    # sqlite's total() is not PostgreSQL's; sum() of no rows is NULL in both, and of
+    # BIGINTs a NUMERIC in PostgreSQL: cast back to a plain integer.
+    return f"CAST(coalesce(sum({column}), 0) AS BIGINT)"
+
+
 class Ledger:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
         self._pruned_at = float("-inf")
 
@@ -50,21 +56,20 @@ class Ledger:
     ) -> None:
         """One response of ``agent``'s, at unix time ``at`` (UTC ``day``), in one commit."""
         start = int(at) - int(at) % BUCKET_SECONDS
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
+        with self._conn.transaction():
             self._conn.execute(
                 "INSERT INTO usage_days (agent, day, requests, input_tokens, output_tokens,"
                 " cache_creation_input_tokens, cache_read_input_tokens, cost_nusd, unpriced)"
                 " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent, day) DO UPDATE SET"
-                " requests = requests + 1,"
-                " input_tokens = input_tokens + excluded.input_tokens,"
-                " output_tokens = output_tokens + excluded.output_tokens,"
+                " requests = usage_days.requests + 1,"
+                " input_tokens = usage_days.input_tokens + excluded.input_tokens,"
+                " output_tokens = usage_days.output_tokens + excluded.output_tokens,"
                 " cache_creation_input_tokens ="
-                "  cache_creation_input_tokens + excluded.cache_creation_input_tokens,"
+                "  usage_days.cache_creation_input_tokens + excluded.cache_creation_input_tokens,"
                 " cache_read_input_tokens ="
-                "  cache_read_input_tokens + excluded.cache_read_input_tokens,"
-                " cost_nusd = cost_nusd + excluded.cost_nusd,"
-                " unpriced = unpriced + excluded.unpriced",
+                "  usage_days.cache_read_input_tokens + excluded.cache_read_input_tokens,"
+                " cost_nusd = usage_days.cost_nusd + excluded.cost_nusd,"
+                " unpriced = usage_days.unpriced + excluded.unpriced",
                 (
                     agent,
                     day,
@@ -79,8 +84,9 @@ class Ledger:
             self._conn.execute(
                 "INSERT INTO usage_buckets (agent, start, requests, tokens, cost_nusd)"
                 " VALUES (?, ?, 1, ?, ?) ON CONFLICT (agent, start) DO UPDATE SET"
-                " requests = requests + 1, tokens = tokens + excluded.tokens,"
-                " cost_nusd = cost_nusd + excluded.cost_nusd",
+                " requests = usage_buckets.requests + 1,"
+                " tokens = usage_buckets.tokens + excluded.tokens,"
+                " cost_nusd = usage_buckets.cost_nusd + excluded.cost_nusd",
                 (agent, start, usage.tokens, cost_nusd),
             )
         if at - self._pruned_at >= _PRUNE_EVERY:
@@ -104,7 +110,7 @@ class Ledger:
         return {row[0]: _spend(row[1:]) for row in rows}
 
     def hive_spend(self, day: str) -> Spend:
-        sums = ", ".join(f"total({c.strip()})" for c in _DAY_COLUMNS.split(","))
+        sums = ", ".join(_total(c.strip()) for c in _DAY_COLUMNS.split(","))
         return _spend(
             self._conn.execute(f"SELECT {sums} FROM usage_days WHERE day = ?", (day,)).fetchone()
         )
@@ -123,7 +129,7 @@ class Ledger:
     def unpriced(self, day: str) -> int:
         """How many of ``day``'s responses were of a model the price table does not name."""
         row = self._conn.execute(
-            "SELECT total(unpriced) FROM usage_days WHERE day = ?", (day,)
+            f"SELECT {_total('unpriced')} FROM usage_days WHERE day = ?", (day,)
         ).fetchone()
         return int(row[0])
 
@@ -137,8 +143,9 @@ class Ledger:
         if agent is not None:
             where, params = "start >= ? AND agent = ?", [*params, agent]
         rows = self._conn.execute(
-            f"SELECT agent, start - start % {int(bucket)} AS b, total(cost_nusd), total(tokens)"
-            f" FROM usage_buckets WHERE {where} GROUP BY agent, b ORDER BY agent, b",
+            f"SELECT agent, start - start % {int(bucket)} AS b, {_total('cost_nusd')},"
+            f" {_total('tokens')} FROM usage_buckets WHERE {where}"
+            " GROUP BY agent, b ORDER BY agent, b",
             params,
         )
         series: dict[str, list[tuple[int, int, int]]] = {}

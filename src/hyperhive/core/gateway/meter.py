@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from hyperhive.config import Config
+from hyperhive.core.db import Database
 from hyperhive.core.gateway.budget import (
     Budget,
     Notice,
@@ -40,6 +40,7 @@ from hyperhive.core.gateway.ledger import Ledger
 from hyperhive.core.gateway.prices import PriceTable, load_prices
 from hyperhive.core.gateway.seams import Usage
 from hyperhive.core.settings_source import hive_budget as hive_budget_in_force
+from hyperhive.errors import DatabaseError
 from hyperhive.names import MANAGER
 from hyperhive.settings import LiveSettings
 
@@ -168,7 +169,7 @@ class Meter:
             self.ledger.add(
                 agent, self._day, now, usage, priced.price.cost(usage), unpriced=not priced.known
             )
-        except sqlite3.Error as exc:  # the answer went out already: never fail the gateway
+        except DatabaseError as exc:  # the answer went out already: never fail the gateway
             log.error("metering: cannot record %s's usage (%s): %s", agent, usage, exc)
             return
         changed = (self._update(agent, publish=False), self._update(None, publish=False))
@@ -283,7 +284,7 @@ class Meter:
 
 def build_meter(
     config: Config,
-    conn: sqlite3.Connection,
+    conn: Database,
     *,
     holds: Holds,
     teller: Teller,

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Final
 
 from hyperhive.core.bus import Event, EventBus
+from hyperhive.core.db import Database
 from hyperhive.core.notify.digest import Fold, Send, Wait, decide, recent
 from hyperhive.core.notify.events import Notification, Translator
 from hyperhive.core.notify.outbox import MAX_PENDING, Outbox
 from hyperhive.core.notify.sinks import Delivery, DeliveryFailed, HttpTransport, Transport
 from hyperhive.core.operator_token import DashboardLink
+from hyperhive.errors import DatabaseError
 from hyperhive.settings import LiveSettings, Sink
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def wants(sink: Sink, note: Notification) -> bool:
 class Notifications:
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Database,
         bus: EventBus,
         settings: LiveSettings,
         link_base: Callable[[], str],
@@ -134,7 +135,7 @@ class Notifications:
                 if wants(sink, note):
                     self._outbox.enqueue(sink.name, note, now)
                     self._bound(sink.name, now)
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             # A full disk must not fail the approval or question that was published.
             log.warning("a %s notification was not stored: %s", note.kind, exc)
         self._wake.set()
@@ -155,7 +156,7 @@ class Notifications:
             self._wake.clear()
             try:
                 delay = self._pump()
-            except sqlite3.Error as exc:
+            except DatabaseError as exc:
                 log.warning("notifications paused: the outbox cannot be read: %s", exc)
                 delay = 5.0
             try:
@@ -218,7 +219,7 @@ class Notifications:
             else:
                 self._outbox.delivered(row_id, self._clock())
                 self._count(sink.name, "delivered")
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             log.warning("notification %d to %s: the outbox failed: %s", row_id, sink.name, exc)
         finally:
             del self._busy[sink.name], self._in_flight[sink.name]

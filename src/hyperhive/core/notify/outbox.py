@@ -11,11 +11,12 @@ as history for :data:`KEEP_SECONDS`, and at most :data:`KEEP_ROWS` of them.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, Literal
 
+from hyperhive.core.db import Database, returned_id
 from hyperhive.core.notify.digest import Due, Folded, digest_of
 from hyperhive.core.notify.events import Notification
 from hyperhive.settings import NotifySettings
@@ -71,17 +72,17 @@ _COLUMNS = (
 
 
 class Outbox:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
     def enqueue(self, sink: str, note: Notification, now: float) -> int:
         payload = json.dumps(note.to_wire(), ensure_ascii=False)
         cur = self._conn.execute(
-            "INSERT INTO notify_outbox (sink, kind, payload, created, next_at) VALUES (?,?,?,?,?)",
+            "INSERT INTO notify_outbox (sink, kind, payload, created, next_at) VALUES (?,?,?,?,?)"
+            " RETURNING id",
             (sink, note.kind, payload, now, now),
         )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        return returned_id(cur)
 
     def get(self, row_id: int) -> OutboxRow | None:
         row = self._conn.execute(
@@ -155,7 +156,8 @@ class Outbox:
 
     def drop_unknown_sinks(self, sinks: Collection[str], now: float) -> int:
         """Drop, with a record, the pending rows of sinks no longer configured."""
-        marks = ",".join("?" * len(sinks))
+        # An empty "NOT IN ()" is sqlite's only: without sinks, compare with a name none has.
+        marks = ",".join("?" * len(sinks)) if sinks else "''"
         cur = self._conn.execute(
             "UPDATE notify_outbox SET state = 'dropped', done_at = ?,"
             " last_error = 'its sink is no longer configured'"
@@ -168,11 +170,11 @@ class Outbox:
         """Replace pending rows ``ids`` of ``sink`` by one digest row; its id, or None if
         none of them was still pending."""
         marks = ",".join("?" * len(ids))
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
+        field = partial(self._conn.dialect.json_field, "payload")
+        with self._conn.transaction():
             rows = self._conn.execute(
-                "SELECT kind, json_extract(payload, '$.title'), json_extract(payload, '$.link'),"
-                " CASE kind WHEN 'digest' THEN json_extract(payload, '$.data') END"
+                f"SELECT kind, {field('title')}, {field('link')},"
+                f" CASE kind WHEN 'digest' THEN {field('data')} END"
                 f" FROM notify_outbox WHERE state = 'pending' AND sink = ? AND id IN ({marks})"
                 " ORDER BY id",
                 (sink, *ids),

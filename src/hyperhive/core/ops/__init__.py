@@ -16,6 +16,7 @@ from hyperhive.core.ops import (
     dashboard,
     dead_letters,
     governance,
+    hosts,
     logins,
     messaging,
     workspace,
@@ -66,6 +67,7 @@ _MANAGER: Final[dict[str, Handler]] = {
     "kill": agents.stop,
     "restart": agents.restart,
     "agents": agents.agents,
+    "hosts": hosts.hosts,
 }
 _HOST: Final[dict[str, Handler]] = {
     **_AGENT,
@@ -76,6 +78,7 @@ _HOST: Final[dict[str, Handler]] = {
     "retry": dead_letters.retry,
     "drop": dead_letters.drop,
     "agents": agents.agents,
+    "hosts": hosts.hosts,
     "agent_add": agents.agent_add,
     "spawn": agents.spawn,
     "start": agents.start,

@@ -11,6 +11,7 @@ import functools
 from typing import Any, Final
 
 from hyperhive.core.agent_config import AgentConfig
+from hyperhive.core.hosts.status import states
 from hyperhive.core.ops.audit import record as audited
 from hyperhive.core.ops.base import Caller, Services
 from hyperhive.core.protocol import Args
@@ -28,6 +29,7 @@ async def agents(s: Services, caller: Caller, args: Args) -> Any:
     pending = s.broker.pending()
     containers = s.lifecycle.records.all() if s.containers is not None else {}
     listed = [s.registry.get(name)] if name is not None else s.registry.all()
+    hosts = states(s.hosts.all(), s.hosts.now(), s.hosts.interval) if s.hosts is not None else None
     rows = []
     for a in listed:
         row = {
@@ -35,6 +37,8 @@ async def agents(s: Services, caller: Caller, args: Args) -> Any:
             "socket": str(s.directory.socket_path(a)),
             "pending": pending.get(a.name, 0),
         }
+        if hosts is not None:
+            row["host_state"] = hosts.get(a.host, "unknown")
         record = containers.get(a.name)
         row["container"] = record.to_wire() if record else None
         applied = applied_config(s, a.name, record.config_sha) if record else None
@@ -93,10 +97,27 @@ async def agent_add(s: Services, caller: Caller, args: Args) -> Any:
 async def spawn(s: Services, caller: Caller, args: Args) -> Any:
     name = args.raw("name")
     config = args.opt_text("config")
+    host = args.opt_text("host")
     args.finish()
+    if host is not None and host != s.registry.host:
+        return await _spawn_on(s, caller, name, config, host)
     record = await s.lifecycle.spawn(name, config)
     audited(s, caller, "spawn", record.name, {"config": config is not None})
     return _state(s, record.name)
+
+
+async def _spawn_on(
+    s: Services, caller: Caller, name: object, config: str | None, host: str
+) -> dict[str, Any]:
+    """Another host's core spawns it: the operator's spawn is asked and approved at once,
+    and that core carries the approval out (core/approval_runs.py)."""
+    governance = s.governance
+    reason = f"spawned by the operator on host {host}"
+    asked = await governance.request_spawn(caller.name, name, reason, config, host)
+    done = asked
+    if asked.state == "pending":  # else a policy rule decided it already
+        done = await governance.approve(asked.id, caller.name, via=caller.via)
+    return {"name": done.agent, "state": done.state, "host": host, "approval": done.id}
 
 
 def _target(s: Services, caller: Caller, args: Args) -> str:

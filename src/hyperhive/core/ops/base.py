@@ -17,6 +17,7 @@ from hyperhive.core.gateway.credentials import HiveCredentials
 from hyperhive.core.gateway.meter import Meter
 from hyperhive.core.gateway.setup_token import SetupTokens
 from hyperhive.core.governance import Governance
+from hyperhive.core.hosts.table import HostTable
 from hyperhive.core.lifecycle import ContainersDisabled, Lifecycle
 from hyperhive.core.metrics import Metrics
 from hyperhive.core.notify.dispatcher import Notifications
@@ -57,6 +58,9 @@ class Services:
     metrics: Metrics | None = None
     # Notifications to the operator's sinks (core/notify/); None: not composed.
     notifications: Notifications | None = None
+    # The cores sharing the store and their beats (core/hosts/): which host is up, for the
+    # hosts op and the agents' rows; None: not composed, every host is "unknown".
+    hosts: HostTable | None = None
 
     @property
     def lifecycle(self) -> Lifecycle:

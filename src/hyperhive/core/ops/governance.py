@@ -14,9 +14,10 @@ MAX_LIMIT: Final = 500
 async def request_spawn(s: Services, caller: Caller, args: Args) -> Any:
     name, reason = args.raw("name"), args.text("reason", "")
     config = args.opt_text("config")
+    host = args.opt_text("host")
     args.finish()
-    approval = await s.governance.request_spawn(caller.name, name, reason, config)
-    return approval.to_wire()
+    approval = await s.governance.request_spawn(caller.name, name, reason, config, host)
+    return {**approval.to_wire(), "host": s.governance.runs.placement.host_of(approval.id)}
 
 
 async def request_apply_commit(s: Services, caller: Caller, args: Args) -> Any:

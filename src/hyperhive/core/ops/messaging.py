@@ -64,6 +64,8 @@ async def status(s: Services, caller: Caller, args: Args) -> Any:
         "state_dir": str(s.config.state_dir),
         "run_dir": str(s.config.run_dir),
         "durability": s.durability,
+        "store": "postgresql" if s.config.database_url is not None else "sqlite",
+        "host": s.config.host_name,
         "containers": s.containers is not None,  # whether a backend runs agents at all
         "agents": len(s.registry.all()),
         "pending": s.broker.pending(),

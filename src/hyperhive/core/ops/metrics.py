@@ -19,7 +19,13 @@ async def metrics(s: Services, caller: Caller, args: Args) -> Any:
     records = s.containers.records.all() if s.containers is not None else {}
     states = {name: record.state for name, record in records.items()}
     return {
-        "messages": {"sent": sent, "delivered": delivered, "refused": dict(s.broker.refusals)},
+        "messages": {
+            "sent": sent,
+            "delivered": delivered,
+            "refused": dict(s.broker.refusals),
+            # Found by the re-check, not a signal: a lost NOTIFY (core/routing.py).
+            "found_by_recheck": s.broker.routing.found_by_recheck,
+        },
         "dead_letters": s.metrics.dead_letters if s.metrics is not None else 0,
         "queue_depth": {name: pending.get(name, 0) for name in names},
         "approvals_pending": shape.approvals_by_kind(a.kind for a in s.governance.queue.pending()),

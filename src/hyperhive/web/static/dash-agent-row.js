@@ -20,7 +20,7 @@ export function agentRow(a, refresh) {
   fold.setAttribute("aria-label", `details of ${a.name}`);
   const link = el("a", "name", a.name), direct = el("a", "direct");
   for (const l of [link, direct]) { l.target = "_blank"; l.rel = "noopener noreferrer"; }
-  const badge = el("span", "badge"), brief = el("span", "brief");
+  const badge = el("span", "badge"), brief = el("span", "brief"), host = el("span", "host");
   const paused = el("a", "paused", "paused: budget");
   paused.href = "#spend";
   const stalled = el("span", "stalled", "stalled");
@@ -44,7 +44,7 @@ export function agentRow(a, refresh) {
   destroy.setAttribute("aria-label", "✖ destroy");
   destroy.title = `destroy ${a.name}`;
   actions.append(btns.start, btns.stop, btns.restart, destroy);
-  top.append(fold, link, a.role === "manager" ? el("span", "role", "manager") : "", badge,
+  top.append(fold, link, a.role === "manager" ? el("span", "role", "manager") : "", host, badge,
     paused, stalled, waiting, brief, direct, actions);
 
   const more = el("div", "more"), facts = el("div", "facts"), error = el("div", "err");
@@ -57,7 +57,7 @@ export function agentRow(a, refresh) {
   more.append(facts, tools, work.root, error);
   const confirm = destroyConfirm(a.name, destroy, msg, refresh);
   root.append(top, more, confirm, msg);
-  const row = { root, fold, link, direct, badge, paused, stalled, waiting, brief, more, facts, tools, toolsSum,
+  const row = { root, fold, link, direct, host, badge, paused, stalled, waiting, brief, more, facts, tools, toolsSum,
     toolsBody, work, error, actions, btns, open: false, chosen: null, sig: "" };
   fold.addEventListener("click", () => { row.chosen = !row.open; unfold(row, row.chosen); });
   return row;
@@ -102,7 +102,8 @@ function destroyConfirm(name, destroy, msg, refresh) {
 }
 
 // The row from its data; its state, group and filter text are kept on it for the groups.
-export function updateAgent(row, a, containers) {
+// `hosts`: how many hosts the hive spans; with more than one each row names its own.
+export function updateAgent(row, a, containers, hosts = 1) {
   const c = a.container || { state: containers ? "missing" : "external", backend: "—" };
   row.state = c.state;
   row.group = groupOf(a, c.state);
@@ -111,12 +112,13 @@ export function updateAgent(row, a, containers) {
   row.data = a;
   // The workspace view follows its branch on every refresh, whether the row changed or not.
   if (row.open) updateWork(row.work, a.workspace, true);
-  const sig = JSON.stringify([a, containers]);
+  const sig = JSON.stringify([a, containers, hosts]);
   if (sig === row.sig) return;
   row.sig = sig;
   row.root.dataset.state = c.state;
   row.root.dataset.group = row.group;
   links(row, a);
+  showHost(row, a, hosts);
   showState(row, c);
   const s = a.stats;
   row.brief.textContent = [a.model || "default", s ? `$${s.cost_usd.toFixed(2)}` : "", `inbox ${a.pending}`].filter(Boolean).join(" · ");
@@ -134,7 +136,8 @@ export function updateAgent(row, a, containers) {
   }));
   updateTools(row, a.tools);
   if (!row.open) updateWork(row.work, a.workspace, false);
-  row.actions.hidden = !containers;
+  // Another host's core runs it: starting and stopping it is that host's to do.
+  row.actions.hidden = !containers || Boolean(a.elsewhere);
   setOff(row.btns.start, c.state === "running");
   setOff(row.btns.stop, c.state === "stopped" || c.state === "missing");
   row.paused.hidden = !a.paused;
@@ -151,6 +154,14 @@ function showStalled(row, stalls) {
   row.stalled.hidden = !stalls.length;
   row.stalled.textContent = stalls.length ? `stalled: ${stalls.map((s) => s.what).join(", ")}` : "";
   row.stalled.title = stalls.map((s) => s.text).join("\n");
+}
+
+function showHost(row, a, hosts) {
+  const down = Boolean(a.host_state) && a.host_state !== "up";
+  row.host.hidden = hosts < 2 && !down;
+  row.host.textContent = down ? `@${a.host} (host ${a.host_state})` : `@${a.host}`;
+  row.host.className = down ? "host down" : "host";
+  row.host.title = a.elsewhere ? `runs on host ${a.host}, behind its front door` : `runs on this host, ${a.host}`;
 }
 
 // The main link goes through the dashboard's front door (`page`, relative to it); the

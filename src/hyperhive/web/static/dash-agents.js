@@ -12,7 +12,7 @@ import { placeRows, startGroups } from "./dash-groups.js";
 const SMALL_HIVE = 8; // up to this many agents, rows show whole
 const STATS_MS = 1000, SOON_MS = 50;
 const rows = new Map();
-let order = [], containers = true;
+let order = [], containers = true, hosts = 1;
 
 export const refresh = refresher("api/agents", render);
 
@@ -47,13 +47,14 @@ function applyState(ev) {
   const row = rows.get(ev.agent);
   if (!row || !row.data || ev.state === "destroyed") { refreshIn(SOON_MS); return false; }
   const { type, agent, seq, ts, ...container } = ev;
-  updateAgent(row, { ...row.data, container }, containers);
+  updateAgent(row, { ...row.data, container }, containers, hosts);
   return true;
 }
 
 function render(data) {
   setServerNow(data.now);
   containers = data.containers;
+  hosts = data.hosts || 1;
   const names = new Set(data.agents.map((a) => a.name));
   for (const [name, row] of rows) {
     if (!names.has(name)) { row.root.remove(); rows.delete(name); }
@@ -65,7 +66,7 @@ function render(data) {
     // An event newer than this answer (it was on its way meanwhile) keeps its state.
     const known = row.data && row.data.container;
     if (known && a.container && known.since > a.container.since) a.container = known;
-    updateAgent(row, a, containers);
+    updateAgent(row, a, containers, hosts);
     unfold(row, small);
   }
   order = data.agents.map((a) => a.name);

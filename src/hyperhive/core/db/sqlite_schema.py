@@ -1,20 +1,12 @@
-"""The one sqlite database, ``<state>/hive.db``, and its versioned migrations.
+"""sqlite's migrations: entry i moves a database from schema version i to i + 1.
 
-sqlite runs in WAL mode. With durability ``normal`` (``synchronous=NORMAL``) a
-commit is in the OS before we answer, so killing the daemon (even ``-9``) loses
-nothing that was acknowledged; only a power cut can take the last few commits.
-With ``full`` (``synchronous=FULL``) each commit is also fsynced before the answer,
-so a power cut loses nothing acknowledged either. Statements are short
-primary-key reads and writes, so they run on the event loop thread.
+core/db/postgres_schema.py holds the same steps in PostgreSQL's words; a test
+checks that both end in the same tables and columns.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
 from typing import Final
-
-from hyperhive.errors import StoreError
 
 # Each entry moves the schema from version i to i + 1. Never edit a shipped
 # entry: add a new one, so every existing database takes the same path.
@@ -245,62 +237,38 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX notify_outbox_due ON notify_outbox (state, sink, next_at);
     CREATE INDEX notify_outbox_done ON notify_outbox (done_at) WHERE state != 'pending';
     """,
+    # 10: hosts (core/hosts/): each core sharing the store names itself, advertises its
+    # front door and beats; each agent belongs to one host, which alone runs it. Agents
+    # from before get theirs when a core first loads them (core/registry.py).
+    """
+    CREATE TABLE hosts (
+        name TEXT PRIMARY KEY,
+        url TEXT,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL,
+        agents INTEGER NOT NULL DEFAULT 0,
+        cpus INTEGER NOT NULL DEFAULT 1,
+        load REAL NOT NULL DEFAULT 0,
+        mem_available INTEGER NOT NULL DEFAULT 0
+    );
+    ALTER TABLE agents ADD COLUMN host TEXT;
+    CREATE INDEX agents_host ON agents (host);
+    """,
+    # 11: approvals across hosts (core/applied_configs.py): the pinned config an approval
+    # applies to another host's agent, read by hm1nd's host from its proposals and applied
+    # by the agent's host; ``approvals.host``: the host a spawn approval spawns on.
+    """
+    CREATE TABLE applied_configs (
+        approval_id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        tree TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        files TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX applied_configs_agent ON applied_configs (agent, approval_id);
+    ALTER TABLE approvals ADD COLUMN host TEXT;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
-SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}
-
-
-def open_store(path: Path, *, durability: str = "normal") -> sqlite3.Connection:
-    """Open (creating if needed) and migrate the database at ``path``.
-
-    A file that is not a sqlite database, or whose schema is newer than this
-    code knows, is a :class:`StoreError`; it is never rewritten.
-    """
-    synchronous = SYNCHRONOUS.get(durability)
-    if synchronous is None:
-        raise StoreError(f"unknown durability {durability!r}: choose one of normal, full")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open database {path}: {exc}") from exc
-    try:
-        # Read-only checks first: a database we refuse must stay byte-identical,
-        # and switching to WAL already writes its header.
-        conn.execute("PRAGMA busy_timeout=5000")
-        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"database {path} has schema version {version}, newer than this hyperhive "
-                f"understands ({SCHEMA_VERSION}); upgrade hyperhive or use another state dir"
-            )
-        check = conn.execute("PRAGMA quick_check").fetchone()
-        if check is None or check[0] != "ok":
-            raise StoreError(f"database {path} failed its integrity check: {check}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
-        conn.execute("PRAGMA foreign_keys=ON")
-        migrate(conn, version)
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise StoreError(f"database {path} is unreadable ({exc}); refusing to touch it") from exc
-    except StoreError:
-        conn.close()
-        raise
-    return conn
-
-
-def durability(conn: sqlite3.Connection) -> str:
-    """The durability ``conn`` runs with, read back from sqlite itself."""
-    value: int = conn.execute("PRAGMA synchronous").fetchone()[0]
-    named = {1: "normal", 2: "full"}  # sqlite's numbers for NORMAL and FULL
-    return named.get(value, f"synchronous={value}")
-
-
-def migrate(conn: sqlite3.Connection, version: int) -> None:
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        # executescript commits first, so wrap the step in our own transaction
-        # to make the schema change and the version bump one atomic unit.
-        conn.executescript(
-            f"BEGIN IMMEDIATE;\n{MIGRATIONS[target - 1]}\nPRAGMA user_version = {target};\nCOMMIT;"
-        )
