@@ -106,8 +106,6 @@ async def agents_view(
     host's front door; ``url`` the page on its own port, carrying that agent's page key
     (this view is only served behind the operator token)."""
     listed: list[dict[str, Any]] = await desk.call("agents")
-    hosts: dict[str, Any] = await desk.call("hosts")
-    doors = {h["name"]: h.get("url") for h in hosts["hosts"]}
     page_host = _url_host(agent_page_host(host))
     # The manager first: it is the one the operator talks to most.
     listed.sort(key=lambda a: (a["role"] != "manager", a["name"]))
@@ -121,9 +119,8 @@ async def agents_view(
         row["model"] = model or row.get("model")
         row["stats"] = stats.to_wire() if stats else None
         row["page"] = f"agents/{name}/"
-        row["elsewhere"] = row.get("host", hosts["this"]) != hosts["this"]
+        door = row.get("host_url")
         if row["elsewhere"]:
-            door = doors.get(row["host"])
             row["page"] = f"{door.rstrip('/')}/agents/{name}/" if door else None
         port = row.get("port") if _port_reachable(row) and not row["elsewhere"] else None
         row["url"] = f"http://{page_host}:{port}/?token={key}" if port is not None else None
@@ -132,8 +129,7 @@ async def agents_view(
         "now": time.time(),
         "containers": await _has_containers(desk),
         "agents": rows,
-        "host": hosts["this"],
-        "hosts": len({r.get("host") for r in rows} | {hosts["this"]}),
+        "hosts": len({r.get("host") for r in rows}),
     }
 
 

@@ -29,7 +29,9 @@ async def agents(s: Services, caller: Caller, args: Args) -> Any:
     pending = s.broker.pending()
     containers = s.lifecycle.records.all() if s.containers is not None else {}
     listed = [s.registry.get(name)] if name is not None else s.registry.all()
-    hosts = states(s.hosts.all(), s.hosts.now(), s.hosts.interval) if s.hosts is not None else None
+    known = s.hosts.all() if s.hosts is not None else []
+    hosts = states(known, s.hosts.now(), s.hosts.interval) if s.hosts is not None else None
+    doors = {h.name: h.url for h in known}
     rows = []
     for a in listed:
         row = {
@@ -37,8 +39,11 @@ async def agents(s: Services, caller: Caller, args: Args) -> Any:
             "socket": str(s.directory.socket_path(a)),
             "pending": pending.get(a.name, 0),
         }
+        # Another host runs it: its page is behind that host's front door.
+        row["elsewhere"] = not s.registry.is_local(a.name)
         if hosts is not None:
             row["host_state"] = hosts.get(a.host, "unknown")
+            row["host_url"] = doors.get(a.host)
         record = containers.get(a.name)
         row["container"] = record.to_wire() if record else None
         applied = applied_config(s, a.name, record.config_sha) if record else None
