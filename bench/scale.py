@@ -31,6 +31,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import sqlite3
 import statistics
@@ -317,6 +318,16 @@ async def bind_errors(host: Path, state: Path, names: list[str]) -> int:
 # -- the run ----------------------------------------------------------------------------
 
 
+async def start_spy(pid: int, out: str) -> asyncio.subprocess.Process:
+    """py-spy sampling the core (collapsed stacks, idle and GIL waits included) through the
+    burst of turns: where the core's time goes while every agent works."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return await asyncio.create_subprocess_exec(
+        spy, "record", "--pid", str(pid), "--format", "raw", "--output", out, "--idle",
+        "--rate", "250", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 async def measure(core: asyncio.subprocess.Process, base: Path, args: argparse.Namespace,
                   port: int, token: str) -> Result:  # fmt: skip
     host, run, state = base / "r" / "host.sock", base / "r", base / "s"
@@ -335,7 +346,11 @@ async def measure(core: asyncio.subprocess.Process, base: Path, args: argparse.N
     result["dashboard_api_idle_p99_ms"] = p99_ms(idle)
     result["dashboard_api_idle_p50_ms"] = round(1000 * statistics.median(idle), 1)
     result["agents_op_idle_p99_ms"] = p99_ms(await sample_op(host, 50))
+    spy = await start_spy(core.pid, args.spy) if args.spy else None
     took, busy = await turns(host, names, port, token)
+    if spy is not None:  # py-spy writes its samples on SIGINT
+        spy.send_signal(signal.SIGINT)
+        await asyncio.wait_for(spy.wait(), 30)
     result["all_turns_done_s"] = round(took, 2)
     result["dashboard_api_p99_ms"] = p99_ms(busy)
     result["dashboard_api_busy_p50_ms"] = round(1000 * statistics.median(busy), 1)
@@ -378,6 +393,7 @@ def main() -> int:
     parser.add_argument("--sse-clients", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=8, help="spawns at once")
     parser.add_argument("--profile-core", help="write the core's cProfile stats here")
+    parser.add_argument("--spy", help="py-spy the core through the turns, stacks to here")
     parser.add_argument("--src", default=str(SRC), help="the tree whose code runs")
     parser.add_argument("--keep", action="store_true", help="keep the state dir")
     parser.add_argument("--nice-agents", type=int, default=0, help="renice agents to this")

@@ -133,6 +133,16 @@ def start_daemon(state_dir: Path, run_dir: Path, *extra: str) -> Daemon:
     return daemon
 
 
+def start_fake_engine_daemon(base: Path, backend: str = "bwrap") -> Daemon:
+    """A core on ``backend`` whose agents run the fake engine (forwarded into every
+    container), its state and run dirs under ``base``."""
+    os.environ["HYPERHIVE_ENGINE"] = "fake"
+    try:
+        return start_daemon(base / "state", base / "run", "--backend", backend)
+    finally:
+        del os.environ["HYPERHIVE_ENGINE"]
+
+
 def wait_ready(daemon: Daemon) -> None:
     """Block until the daemon prints its ready line (bounded), or fail with its stderr."""
     stdout = daemon.proc.stdout

@@ -7,8 +7,8 @@ import asyncio
 from pathlib import Path
 
 from hyperhive.agent.history import History
-from hyperhive.agent.layout import history_db
-from hyperhive.web.agent_states import SCANS_PER_LISTING, AgentStates
+from hyperhive.agent.layout import MODEL_FILE, history_db
+from hyperhive.web.agent_states import SCANS_PER_LISTING, AgentStates, SavedModels
 
 WAIT = 30.0
 
@@ -53,3 +53,18 @@ async def test_a_listing_after_every_agent_changed_scans_a_few_and_the_rest_catc
     await asyncio.wait_for(states.caught_up(), WAIT)
     found = await states.of(list(dirs), dirs.__getitem__)
     assert all(s is not None and s.turns == 1 for _, s in found)
+
+
+def test_a_saved_model_is_read_again_only_when_its_file_changed(tmp_path: Path) -> None:
+    models = SavedModels()
+    path = tmp_path / MODEL_FILE
+    assert models.read(tmp_path) is None
+    path.write_text("claude-opus-4\n")
+    assert models.read(tmp_path) == "claude-opus-4"
+    path.write_text("claude-sonnet-4-5\n")  # another size: a change the lstat sees
+    assert models.read(tmp_path) == "claude-sonnet-4-5"
+    path.unlink()
+    path.symlink_to("/etc/hostname")  # the agent's file is untrusted: never followed
+    assert models.read(tmp_path) is None
+    path.unlink()
+    assert models.read(tmp_path) is None

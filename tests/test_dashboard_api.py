@@ -80,6 +80,20 @@ async def test_agents_show_backend_state_model_link_and_cost_so_far(
     assert rows["bob"]["model"] == "claude-opus-4"
 
 
+async def test_agents_with_the_same_tool_policy_share_one_copy_of_it(
+    swarm: Swarm, http: httpx.AsyncClient
+) -> None:
+    for name in ("bob", "carol"):
+        await swarm.host("spawn", name=name)
+    listing = (await http.get("/api/agents")).json()
+    rows = {a["name"]: a for a in listing["agents"]}
+    assert rows["bob"]["tools"] == rows["carol"]["tools"] == 0
+    assert len(listing["tool_sets"]) == 1
+    direct = {a["name"]: a for a in await swarm.host("agents")}
+    assert listing["tool_sets"][0] == direct["bob"]["tools"]  # the op's own, unchanged
+    assert rows["hm1nd"]["tools"] is None  # no container: no policy
+
+
 async def test_stop_start_restart_act_at_once_and_answer_the_new_state(
     swarm: Swarm, http: httpx.AsyncClient
 ) -> None:

@@ -248,6 +248,7 @@ def test_the_host_module_runs_hive_c0re_as_the_operator_configured_it(tmp_path: 
         "ExecStart": service["ExecStart"],
         "EnvironmentFile": "/etc/hyperhive/env",
         "KillMode": "mixed",
+        "Delegate": "cpu",
         "LimitNOFILE": 65536,
         "Restart": "on-failure",
         "RestartSec": 5,
@@ -552,7 +553,7 @@ def test_the_plain_systemd_unit_runs_the_same_daemon_as_the_nixos_module(
         "127.0.0.1:7000",
     )
     assert args.backend == "auto"
-    for key in ("KillMode", "Restart", "StateDirectory", "RuntimeDirectory", "UMask"):
+    for key in ("KillMode", "Delegate", "Restart", "StateDirectory", "RuntimeDirectory", "UMask"):
         assert service[key] == str(module[key]), key
     assert service["RuntimeDirectoryPreserve"] == "yes"
     # The leading "-" lets the daemon start before the operator writes secrets.

@@ -273,6 +273,10 @@ in
         # left behind gets SIGKILL when the timeout runs out. Containers are
         # units of their own (container@h-*) and outlive a daemon restart.
         KillMode = "mixed";
+        # The cgroup is the daemon's to split: it moves itself to core/ and each
+        # bwrap or process agent to agents/<name>, weighted below it
+        # (hyperhive.backends.cpu_groups). nixos containers are units of their own.
+        Delegate = "cpu";
         TimeoutStopSec = 90;
         UMask = "0077";
         # Every socket connection is a descriptor; the daemon sizes its connection

@@ -38,16 +38,23 @@ def sandboxes(marker: Path) -> list[tuple[int, int | None]]:
 
 def sandboxed_harnesses(marker: Path) -> set[str]:
     """Names of the agents whose harness runs inside a bwrap sandbox naming ``marker``."""
+    return set(sandboxed_harness_pids(marker).values())
+
+
+def sandboxed_harness_pids(marker: Path) -> dict[int, str]:
+    """Harness pid → agent name, for harnesses inside a bwrap sandbox naming ``marker``."""
     boxes = {pid for pid, _ in sandboxes(marker)}
-    found = set()
+    found = {}
     for pid, argv in processes():
         if argv[-3:-1] != [b"serve", b"--name"] or argv[0].endswith(b"bwrap"):
             continue
+        if b"setpriv" in argv[0]:
+            continue  # not yet the harness: setpriv is about to become it
         ancestor = parent(pid)
         while ancestor is not None and ancestor > 1 and ancestor not in boxes:
             ancestor = parent(ancestor)
         if ancestor in boxes:
-            found.add(argv[-1].decode())
+            found[pid] = argv[-1].decode()
     return found
 
 

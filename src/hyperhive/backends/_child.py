@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -27,6 +28,7 @@ from hyperhive.backends.base import BackendError, OutputSink
 log = logging.getLogger(__name__)
 
 MAX_LINE: Final = 1024 * 1024
+PROC: Final = Path("/proc")
 # What wait() answers for a process we did not fork: the kernel gives its exit
 # status only to its parent, which was the previous core.
 EXIT_UNKNOWN: Final = 255
@@ -209,8 +211,40 @@ def group_members(pgid: int) -> list[tuple[int, int]]:
     return [(pid, ppid) for pid, ppid, group in _processes() if group == pgid]
 
 
-def descendants(root: int) -> list[tuple[int, int]]:
-    """(pid, ppid) of every process below ``root``, whatever group or session."""
+def descendants(root: int, proc: Path = PROC) -> list[tuple[int, int]]:
+    """(pid, ppid) of every process below ``root``, whatever group or session: from the
+    kernel's children lists, which read only this tree. A scan of all of /proc (the
+    fallback, for kernels without them) cost ~30 ms with 200 agents running, once per
+    stop and kill: most of a 200-agent drain."""
+    if proc == PROC and not children_lists():
+        return _scanned_descendants(root)
+    found: list[tuple[int, int]] = []
+    todo = [root]
+    while todo:
+        parent = todo.pop()
+        for pid in _children(proc, parent):
+            found.append((pid, parent))
+            todo.append(pid)
+    return found
+
+
+def _children(proc: Path, pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):  # gone meanwhile: nothing below it either
+        for task in os.scandir(proc / str(pid) / "task"):
+            with contextlib.suppress(OSError, ValueError):
+                found += map(int, Path(task.path, "children").read_text().split())
+    return found
+
+
+@functools.cache
+def children_lists() -> bool:
+    """Whether this kernel keeps /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN)."""
+    me = os.getpid()
+    return (PROC / str(me) / "task" / str(me) / "children").exists()
+
+
+def _scanned_descendants(root: int) -> list[tuple[int, int]]:
     children: dict[int, list[int]] = {}
     for pid, ppid, _ in _processes():
         children.setdefault(ppid, []).append(pid)

@@ -66,6 +66,7 @@ from typing import Any, Final
 from hyperhive.backends._child import Child, descendants, kill_group, kill_tree, spawn
 from hyperhive.backends.base import BackendError, ContainerSpec, OutputSink, give_dirs
 from hyperhive.backends.bwrap_argv import bwrap_argv, sandbox_env
+from hyperhive.backends.cpu_groups import NO_CPU_GROUPS, CpuGroups
 from hyperhive.backends.process import KILL_TIMEOUT, ProcessBackend
 from hyperhive.backends.user_net import (
     DEFAULT_TOOLS,
@@ -117,6 +118,7 @@ class BwrapBackend(ProcessBackend):
         privileged: bool | None = None,
         user_net: Sequence[str] = DEFAULT_TOOLS,
         host_resolv: Path = HOST_RESOLV,
+        cpu: CpuGroups = NO_CPU_GROUPS,
     ) -> None:
         self._hide = tuple(hide)
         self._bwrap = bwrap
@@ -127,7 +129,7 @@ class BwrapBackend(ProcessBackend):
         self._tasks: set[asyncio.Task[None]] = set()
         # Whether bwrap runs as root, and so must drop to the agent's uid itself.
         self.agent_uids = os.geteuid() == 0 if privileged is None else privileged
-        super().__init__(work_dir, stop_timeout=stop_timeout)
+        super().__init__(work_dir, stop_timeout=stop_timeout, cpu=cpu)
 
     def _announce(self) -> None:
         pass  # isolated: nothing to warn about

@@ -36,6 +36,7 @@ from hyperhive.backends._child import (
     start_time,
 )
 from hyperhive.backends.base import BackendError, ContainerSpec, ContainerStatus, OutputSink
+from hyperhive.backends.cpu_groups import NO_CPU_GROUPS, CpuGroups
 
 __all__ = ["EXIT_UNKNOWN", "NO_ISOLATION_WARNING", "ProcessBackend", "memory_limit_argv"]
 
@@ -92,9 +93,16 @@ class ProcessBackend:
     isolating = False
     own_network = False
 
-    def __init__(self, work_dir: Path, *, stop_timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        cpu: CpuGroups = NO_CPU_GROUPS,
+    ) -> None:
         self._work_dir = work_dir
         self._stop_timeout = stop_timeout
+        self.cpu = cpu
         self._children: dict[str, Child] = {}
         self._last_exit: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -170,6 +178,7 @@ class ProcessBackend:
                 await self._terminate(current)
             self._prepare(spec)
             child = await self._spawn(spec, output)
+            self.cpu.place(spec.name, child.pid, spec.nice)
             self._children[spec.name] = child
             self._last_exit.pop(spec.name, None)
             child.exited.add_done_callback(lambda done: self._note_exit(spec.name, done))
@@ -195,6 +204,7 @@ class ProcessBackend:
 
     async def destroy(self, name: str) -> None:
         await self.stop(name)
+        self.cpu.release(name)
         async with self._lock(name):
             self._children.pop(name, None)
             self._last_exit.pop(name, None)
@@ -254,6 +264,7 @@ class ProcessBackend:
             return
         self._last_exit[name] = done.result()
         log.info("h-%s exited with %d", name, done.result())
+        self.cpu.release(name)
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())

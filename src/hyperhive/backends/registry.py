@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
+from hyperhive.backends import cpu_groups
 from hyperhive.backends.base import Backend, BackendError
 from hyperhive.backends.bwrap import BwrapBackend
 from hyperhive.backends.fake import NOTHING_RUNS, FakeBackend
@@ -32,8 +33,9 @@ BACKENDS: Final[dict[str, Factory]] = {
     "nixos": lambda work, hide: NixosBackend(
         work, hyperhive_url=os.environ.get("HYPERHIVE_FLAKE_URL") or None
     ),
-    "bwrap": lambda work, hide: BwrapBackend(work, hide=hide),
-    "process": lambda work, hide: ProcessBackend(work),
+    # Both put their agents' processes in cgroups below the core where the host allows.
+    "bwrap": lambda work, hide: BwrapBackend(work, hide=hide, cpu=cpu_groups.detect()),
+    "process": lambda work, hide: ProcessBackend(work, cpu=cpu_groups.detect()),
 }
 
 

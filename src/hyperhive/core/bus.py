@@ -3,6 +3,11 @@
 Subscribers (the dashboard's SSE flow, ``hive tail``) each get a bounded
 queue. One that falls too far behind is cut off rather than allowed to make
 the daemon hold an unbounded backlog; it sees the stream end with ``lagged``.
+
+A subscriber that waits for one kind of event says which (``wants``): the bus
+tests each event against it and queues only those. Every harness holds one
+such wait (its login watch), and 200 of them woken for each of a busy hive's
+events were most of the core's loop in a burst.
 """
 
 from __future__ import annotations
@@ -13,16 +18,20 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 Event = dict[str, Any]
+Wants = Callable[[Event], bool]
 DEFAULT_DEPTH: Final = 4096
 
 
 class Subscription:
-    def __init__(self, bus: EventBus, depth: int) -> None:
+    def __init__(self, bus: EventBus, depth: int, wants: Wants | None = None) -> None:
         self._bus = bus
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(depth)
+        self._wants = wants
         self.lagged = False
 
     def offer(self, event: Event) -> None:
+        if self._wants is not None and not self._wants(event):
+            return
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -65,8 +74,9 @@ class EventBus:
             sub.offer(event)
         return event
 
-    def subscribe(self, depth: int = DEFAULT_DEPTH) -> Subscription:
-        sub = Subscription(self, depth)
+    def subscribe(self, depth: int = DEFAULT_DEPTH, wants: Wants | None = None) -> Subscription:
+        """A queue of every event from now on, or of those ``wants`` says yes to."""
+        sub = Subscription(self, depth, wants)
         self._subscribers.add(sub)
         return sub
 

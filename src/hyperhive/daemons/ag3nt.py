@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from hyperhive.agent import lifeline, tool_requests
+from hyperhive.agent import autogroup, lifeline, tool_requests
 from hyperhive.agent import settings as agent_settings
 from hyperhive.agent.engine import DeferredEngine, Engine
 from hyperhive.agent.fake_engine import ScriptedEngine
@@ -109,6 +109,7 @@ async def serve(settings: AgentSettings) -> int:
     tcp = _on_port(settings, harness, access, history)
     pages = [page for page in (behind, tcp) if page is not None]
     turns = asyncio.create_task(harness.run())
+    settling = asyncio.create_task(autogroup.settle())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -133,6 +134,7 @@ async def serve(settings: AgentSettings) -> int:
         # Drain: stop taking turns (an unfinished turn's message stays unacked
         # and comes back), then close the pages and their streams.
         harness.stop()
+        settling.cancel()
         await turns
         for page in pages:
             page.server.should_exit = True

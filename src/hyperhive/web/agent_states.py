@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from hyperhive.agent.history_stats import Stats, StatsReader
-from hyperhive.agent.layout import saved_model
+from hyperhive.agent.layout import model_file, saved_model
 
 SCANS_PER_LISTING: Final = 16
 State = tuple[str | None, Stats | None]  # (saved model, turn totals)
@@ -28,6 +29,7 @@ class AgentStates:
     def __init__(self, reader: StatsReader | None = None) -> None:
         self._reader = reader or StatsReader()
         self._catching_up: asyncio.Task[None] | None = None
+        self._models = SavedModels()
 
     async def of(self, names: list[str], state_dir_of: Callable[[str], Path]) -> list[State]:
         """Each agent's state, in ``names``' order."""
@@ -51,7 +53,7 @@ class AgentStates:
                 behind.append(state_dir)
             elif freshness == "scanned" and scans is not None:
                 scans -= 1
-            found.append((saved_model(state_dir), stats))
+            found.append((self._models.read(state_dir), stats))
         return found, behind
 
     async def _catch_up(self, dirs: list[Path]) -> None:
@@ -59,3 +61,24 @@ class AgentStates:
             await asyncio.to_thread(self._read, dirs, None)
         except OSError as exc:  # a vanished dir: the next listing sees what is there
             log.debug("catching up on agents' histories: %s", exc)
+
+
+class SavedModels:
+    """Each agent's ``/model`` file, read again only when one lstat says it changed."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, tuple[str, tuple[int, int, int] | None, str | None]] = {}
+
+    def read(self, state_dir: Path) -> str | None:
+        seen = self._seen.get(state_dir)
+        path = seen[0] if seen is not None else str(model_file(state_dir))
+        try:
+            info = os.lstat(path)
+            signature: tuple[int, int, int] | None = (info.st_ino, info.st_mtime_ns, info.st_size)
+        except OSError:
+            signature = None
+        if seen is not None and seen[1] == signature:
+            return seen[2]
+        model = saved_model(state_dir) if signature is not None else None
+        self._seen[state_dir] = (path, signature, model)
+        return model

@@ -16,14 +16,15 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from hyperhive.core.operator_desk import OperatorDesk
 from hyperhive.errors import HiveError
 from hyperhive.tokens import page_key
 from hyperhive.web.agent_states import AgentStates
-from hyperhive.web.answers import refused, view
+from hyperhive.web.answers import NO_STORE, refused, view
 from hyperhive.web.dashboard_state import dashboard_of
+from hyperhive.web.listing_cache import Rendered
 from hyperhive.web.request_args import int_param
 from hyperhive.web.security import agent_page_host
 
@@ -42,14 +43,20 @@ MAX_PRETTY: Final = 256 * 1024  # a 64 KiB input of tiny values indents to a lot
 
 async def agents(request: Request) -> Response:
     state = dashboard_of(request)
-    host = request.url.hostname or "127.0.0.1"
-    try:
+    host, base = request.url.hostname or "127.0.0.1", str(request.base_url)
+
+    async def render() -> Rendered:
         shown = await agents_view(state.desk, host, state.states, state.token)
-        await mark_waiting(shown, state.desk, str(request.base_url))
+        await mark_waiting(shown, state.desk, base)
         await mark_stalled(shown["agents"], state.desk)
+        return Rendered(bytes(JSONResponse(shown).body), len(shown["agents"]))
+
+    try:
+        # A big hive's listing may be served again (web/listing_cache.py).
+        body = await state.listings.of((host, base), render).get()
     except HiveError as exc:
         return refused(exc)
-    return view(shown)
+    return Response(body, media_type="application/json", headers=NO_STORE)
 
 
 async def approvals(request: Request) -> Response:
@@ -130,7 +137,26 @@ async def agents_view(
         "containers": await _has_containers(desk),
         "agents": rows,
         "hosts": len({r.get("host") for r in rows}),
+        "tool_sets": shared_tool_sets(rows),
     }
+
+
+def shared_tool_sets(rows: list[dict[str, Any]]) -> list[Any]:
+    """Each distinct tool policy once; a row's ``tools`` becomes its index. At 200 agents
+    the same defaults repeated were 40 % of the listing's bytes and of its encoding."""
+    sets: list[Any] = []
+    index: dict[int, int] = {}
+    for row in rows:
+        tools = row.get("tools")
+        if tools is None:
+            continue
+        # The op hands equal policies out as one shared object (ops/agents.py _shown),
+        # alive through this call: its id names it.
+        if id(tools) not in index:
+            index[id(tools)] = len(sets)
+            sets.append(tools)
+        row["tools"] = index[id(tools)]
+    return sets
 
 
 def _port_reachable(row: dict[str, Any]) -> bool:

@@ -98,6 +98,7 @@ def create_dashboard_app(
     token = check_token(token)
     feed = BusFeed(desk.bus)
     state = DashboardState(desk, token, new_csrf_token(), feed, heartbeat)
+    desk.bus.observe(state.listings.observe)  # a change of state drops a kept listing
     gate = Middleware(
         TokenGate,
         check=KeyCheck.of(token),

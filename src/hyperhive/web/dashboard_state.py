@@ -9,6 +9,7 @@ from starlette.requests import Request
 from hyperhive.core.operator_desk import OperatorDesk
 from hyperhive.web.agent_states import AgentStates
 from hyperhive.web.dashboard_feed import BusFeed
+from hyperhive.web.listing_cache import Listings
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,7 @@ class DashboardState:
     feed: BusFeed
     heartbeat: float
     states: AgentStates = field(default_factory=AgentStates)
+    listings: Listings = field(default_factory=Listings)
 
 
 def dashboard_of(request: Request) -> DashboardState:

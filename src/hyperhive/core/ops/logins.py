@@ -9,8 +9,10 @@ status, ``login_setup_finish`` stores the token it got and says so.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any, Final
 
+from hyperhive.core.bus import Event
 from hyperhive.core.gateway.credentials import HiveCredentials
 from hyperhive.core.gateway.setup_token import SetupTokens
 from hyperhive.core.ops.audit import record
@@ -95,16 +97,12 @@ async def login_state(s: Services, caller: Caller, args: Args) -> Any:
     if wait and credentials.generation == after:
         # Subscribed before looking again, so a save in between is not missed; the bus
         # closing (shutdown) ends the wait too.
-        subscription = s.bus.subscribe(depth=64)
+        subscription = s.bus.subscribe(depth=4, wants=functools.partial(_ours, caller.name))
         try:
             if credentials.generation == after:
                 async with asyncio.timeout(wait):
-                    async for event in subscription:
-                        if event.get("type") == "login" and event.get("agent") in (
-                            None,
-                            caller.name,
-                        ):
-                            break
+                    async for _ in subscription:
+                        break
         except TimeoutError:
             pass
         finally:
@@ -113,3 +111,8 @@ async def login_state(s: Services, caller: Caller, args: Args) -> Any:
         "available": credentials.for_agent(caller.name) is not None,
         "generation": credentials.generation,
     }
+
+
+def _ours(agent: str, event: Event) -> bool:
+    """A login saved for ``agent`` or for the whole hive (the bus asks, for each event)."""
+    return event.get("type") == "login" and event.get("agent") in (None, agent)

@@ -61,6 +61,8 @@ function render(data) {
   }
   const small = data.agents.length <= SMALL_HIVE;
   for (const a of data.agents) {
+    // Each distinct tool policy comes once; a row names its own by index.
+    if (typeof a.tools === "number") a.tools = data.tool_sets[a.tools];
     let row = rows.get(a.name);
     if (!row) { row = agentRow(a, refresh); rows.set(a.name, row); }
     // An event newer than this answer (it was on its way meanwhile) keeps its state.
