@@ -160,16 +160,22 @@ def weighing(pid: int) -> str | None:
     """How ``pid`` is weighed below the core: its agents' cgroup, or its autogroup."""
     try:
         text = Path(f"/proc/{pid}/cgroup").read_text()
-        autogroup = Path(f"/proc/{pid}/autogroup").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
+    try:
+        autogroup: str | None = Path(f"/proc/{pid}/autogroup").read_text()
+    except FileNotFoundError:
+        autogroup = None  # a kernel without autogroups: niceness alone weighs
     v1, v2 = v1_cpu_path(text), unified_path(text)
     if v1 == f"/{cpu_groups.V1_GROUP}/hm1nd":
         return "cgroup v1"
     if v2 is not None and v2.parts[-2:] == ("agents", "hm1nd"):
         return "cgroup v2"
-    if autogroup_nice(autogroup) == DEFAULT_AGENT_NICE:
+    if autogroup is not None and autogroup_nice(autogroup) == DEFAULT_AGENT_NICE:
         return "autogroup"
+    if autogroup is None and int(stat.rsplit(")", 1)[1].split()[16]) == DEFAULT_AGENT_NICE:
+        return "niceness"
     return None
 
 
