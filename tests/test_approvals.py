@@ -184,7 +184,7 @@ def test_every_state_but_pending_has_exactly_one_predecessor_that_the_machine_us
 
 
 def test_to_wire_carries_every_field() -> None:
-    approval = replace(in_state("failed"), config="role = 'x'\n")
+    approval = replace(in_state("failed"), config="role = 'x'\n", host="beta")
     wire = approval.to_wire()
     assert wire == {
         "id": 7,
@@ -208,6 +208,7 @@ def test_to_wire_carries_every_field() -> None:
         "input_json": None,
         "always": False,
         "answered_at": None,
+        "host": "beta",
     }
 
 

@@ -83,16 +83,17 @@ async def test_hosts_lists_each_host_up_down_or_unknown_with_the_agents_it_runs(
             host_entry(
                 "beta", "down", ["bob"], url="http://beta.example:7000", started_at=1000.0,
                 heartbeat_at=1000.0, load=0.0, cpus=2, mem_available=0, headroom=0.0,
+                runs_agents=True,
             ),
             host_entry(
                 "gamma", "unknown", ["carol"], url=None, started_at=None, heartbeat_at=None,
-                load=None, cpus=None, mem_available=None, headroom=None,
+                load=None, cpus=None, mem_available=None, headroom=None, runs_agents=None,
             ),
             host_entry(
                 "local", "up", ["alice"], url="http://alpha.example:7000", started_at=1000.0,
                 heartbeat_at=1100.0, load=0.5, cpus=4, mem_available=3 * GIB,
                 # (3 GiB - 512 MiB for alice) / (1 + 0.5 / 4)
-                headroom=(3 * GIB - 512 * 1024**2) / 1.125,
+                headroom=(3 * GIB - 512 * 1024**2) / 1.125, runs_agents=True,
             ),
         ],
         "this": "local",
@@ -126,6 +127,21 @@ async def test_hive_hosts_marks_this_host_and_says_which_are_down(hive: Hive) ->
         "local (this)  up       1       0.50/4  3.0 GiB  2s ago    http://alpha.example:7000",
     ]
     assert render_hosts.hosts({"hosts": [], "this": "local"}) == "no hosts"
+
+
+async def test_a_core_without_containers_is_listed_as_one_no_spawn_goes_to(hive: Hive) -> None:
+    clock = Clock(1000.0)
+    table = HostTable(hive.conn, clock)
+    table.announce("local", None, 4)
+    table.announce("relay", None, 8, runs_agents=False)
+    answer = await hosts_ops.hosts(services(hive, table), OPERATOR_CALLER, Args({}))
+    assert [(h["name"], h["state"], h["runs_agents"]) for h in answer["hosts"]] == [
+        ("local", "up", True),
+        ("relay", "up", False),
+    ]
+    lines = render_hosts.hosts(answer, now=1000.0).splitlines()
+    assert lines[1].split()[:2] == ["local", "(this)"] and lines[1].split()[2] == "up"
+    assert lines[2].split()[:4] == ["relay", "up", "(no", "containers)"]
 
 
 async def test_hive_agents_shows_a_host_column_with_its_state_once_there_are_two_hosts(

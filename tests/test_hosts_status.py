@@ -73,3 +73,9 @@ def test_pick_host_is_none_when_every_host_is_down_or_there_is_none() -> None:
     down = [row("a", beat=0.0), row("b", beat=10.0)]
     assert pick_host(down, 1000.0, INTERVAL) is None
     assert pick_host([], 1000.0, INTERVAL) is None
+
+
+def test_pick_host_never_picks_a_host_that_runs_no_agents_however_roomy() -> None:
+    relay = HostRow("relay", None, 900.0, 1000.0, 0, 64, 0.0, 512 * GIB, runs_agents=False)
+    assert pick_host([relay, row("b", mem=1 * GIB)], 1001.0, INTERVAL) == "b"
+    assert pick_host([relay], 1001.0, INTERVAL) is None

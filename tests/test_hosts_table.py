@@ -183,3 +183,22 @@ async def test_beats_resume_once_the_store_answers_again(
         "host alpha: heartbeat recorded again",
     ]
     await beat.close()
+
+
+async def test_a_core_without_containers_is_kept_as_one_that_runs_no_agents(
+    any_store: Database,
+) -> None:
+    clock = Clock()
+    table = HostTable(any_store, clock)
+    probe = FixedProbe(Sample(cpus=4, load=0.0, mem_available=GIB))
+    beat = Heartbeat(table, "alpha", URL, lambda: 0, interval=60.0, probe=probe, runs_agents=False)
+    await beat.start()
+    await beat.close()
+    assert table.get("alpha") == HostRow("alpha", URL, 1000.0, 1000.0, 0, 4, 0.0, 0, False)
+    # Forgotten and announced again by its next beat: still one that runs none.
+    any_store.execute("DELETE FROM hosts WHERE name = ?", ("alpha",))
+    assert beat.beat()
+    assert table.all() == [HostRow("alpha", URL, 1000.0, 1000.0, 0, 4, 0.0, GIB, False)]
+    # Restarted with a backend, it runs agents again.
+    table.announce("alpha", URL, 4)
+    assert table.get("alpha") == HostRow("alpha", URL, 1000.0, 1000.0, 0, 4, 0.0, 0, True)

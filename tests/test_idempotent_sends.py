@@ -7,7 +7,8 @@ through a real core's sockets, and the hive tool through a socket that loses an 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,11 @@ from hyperhive.agent.tools import HiveTools
 from hyperhive.client import Client, RemoteError
 from hyperhive.core.broker import Broker
 from hyperhive.core.bus import EventBus
-from hyperhive.core.db import Database, open_store
+from hyperhive.core.db import Database, Dialect, Rows, open_store
 from hyperhive.core.hive import Hive
+from hyperhive.core.key_claims import CLAIM
 from hyperhive.core.limits import SendPolicy
+from hyperhive.core.message_log import INSERT
 from hyperhive.core.registry import Registry
 from hyperhive.core.send_keys import MAX_KEY, check_key
 from hyperhive.errors import BadRequest, RateLimited
@@ -113,6 +116,66 @@ async def test_a_keyed_send_sent_again_answers_the_original_and_stores_once(
     assert broker.pending() == {"bob": 1}  # queued, and woken, once
     bus.close()
     assert [e["message"]["id"] async for e in events] == [first.id]  # published once
+
+
+class Counted:
+    """The real store, with the SQL of every statement run through it written down."""
+
+    def __init__(self, store: Database) -> None:
+        self.store = store
+        self.statements: list[str] = []
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.store.dialect
+
+    @property
+    def shared(self) -> bool:
+        return self.store.shared
+
+    @property
+    def location(self) -> str:
+        return self.store.location
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        self.statements.append(sql)
+        return self.store.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.statements.append(sql)
+        self.store.executemany(sql, rows)
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return self.store.transaction()
+
+    def durability(self) -> str:
+        return self.store.durability()
+
+    def close(self) -> None:
+        self.store.close()
+
+
+async def test_a_first_keyed_send_is_one_statement_as_an_unkeyed_one_is(
+    conn: Database, bus: EventBus, clock: Clock
+) -> None:
+    counted = Counted(conn)
+    registry = Registry(counted)
+    registry.add("bob", ["*"])
+    broker = Broker(counted, registry, bus, max_body=1024, lease_seconds=60, clock=clock)
+    try:
+        counted.statements.clear()
+        first = broker.send("operator", "bob", "hello", key="k1")
+        assert counted.statements == [CLAIM]  # the key is claimed by the insert itself
+        counted.statements.clear()
+        broker.send("operator", "bob", "hello")
+        assert counted.statements == [INSERT]
+        # A retry: the claim finds the key held, and only then is the holder looked up.
+        counted.statements.clear()
+        assert broker.send("operator", "bob", "hello", key="k1").id == first.id
+        assert counted.statements[0] == CLAIM and len(counted.statements) == 3
+        assert [r[3] for r in stored(conn)] == ["k1", None]
+    finally:
+        broker.close()
 
 
 async def test_a_retry_charges_no_rate(broker: Broker, clock: Clock) -> None:

@@ -286,3 +286,39 @@ def test_a_spawn_on_a_host_that_does_not_share_the_store_is_refused(
     refused = alpha.cli("spawn", "erin", "--host", "gamma")
     assert refused.returncode == 1 and "no host named 'gamma'" in refused.stderr
     assert "erin" not in {a["name"] for a in cli_json(alpha, "agents")}
+
+
+def test_a_spawn_on_a_host_whose_core_runs_no_containers_is_refused(
+    short_dir: Path, hosts: tuple[Daemon, Daemon], postgres_url: str
+) -> None:
+    alpha, _ = hosts
+    relay = start_on_database(short_dir, "relay", postgres_url, "--no-manager")
+    try:
+        listed = {h["name"]: h for h in cli_json(alpha, "hosts")["hosts"]}
+        assert listed["relay"]["state"] == "up" and listed["relay"]["runs_agents"] is False
+        refused = alpha.cli("spawn", "erin", "--host", "relay")
+        assert refused.returncode == 1, refused.stdout
+        assert "host 'relay' runs no agents" in refused.stderr, refused.stderr
+        assert not [a for a in cli_json(alpha, "approvals")["pending"] if a["agent"] == "erin"]
+    finally:
+        stop_daemon(relay)
+
+
+async def gone_from(alpha: Daemon, name: str) -> None:
+    applied, proposed = alpha.state_dir / "applied" / name, alpha.state_dir / "proposed" / name
+    async with asyncio.timeout(WAIT):
+        while applied.exists() or proposed.exists():
+            await call(operator(alpha), "agents")  # a round trip, not a sleep
+
+
+def test_bob_destroyed_on_beta_takes_hm1nds_proposals_for_him_on_alpha_with_him(
+    hosts: tuple[Daemon, Daemon],
+) -> None:
+    alpha, beta = hosts
+    asyncio.run(proposals_of(alpha, "bob"))
+    destroyed = beta.cli("destroy", "bob", "--yes")
+    assert destroyed.returncode == 0, destroyed.stderr
+    asyncio.run(gone_from(alpha, "bob"))
+    assert "bob" not in {a["name"] for a in cli_json(alpha, "agents")}
+    # Not purged: beta keeps the repos bob's container ran with.
+    assert (beta.state_dir / "applied" / "bob" / "agent.toml").is_file()

@@ -24,7 +24,8 @@ def hosts(answer: dict[str, Any], now: float | None = None) -> str:
         [
             (
                 h["name"] + (THIS if h["name"] == answer["this"] else ""),
-                h["state"],
+                # A core started with --no-containers: never a spawn's host.
+                h["state"] + (" (no containers)" if h.get("runs_agents") is False else ""),
                 len(h["agents"]),
                 _load(h),
                 _memory(h["mem_available"]),

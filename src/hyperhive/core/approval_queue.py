@@ -43,7 +43,7 @@ MAX_PENDING_PER_REQUESTER: Final = 20
 COLUMNS: Final = (
     "id, kind, agent, requester, reason, sha, config, state, decided_by, "
     "decision_reason, error, created_at, decided_at, finished_at, tree, digest, diff, "
-    "tool, input, always, answered_at"
+    "tool, input, always, answered_at, host"
 )
 
 
@@ -57,9 +57,15 @@ class ApprovalQueue:
         self._clock = clock
 
     def request_spawn(
-        self, agent: object, requester: object, reason: object, config: str | None
+        self,
+        agent: object,
+        requester: object,
+        reason: object,
+        config: str | None,
+        host: str | None = None,
     ) -> Approval:
-        """Queue a spawn; ``config`` is the new agent's ``agent.toml`` (None: the default)."""
+        """Queue a spawn; ``config`` is the new agent's ``agent.toml`` (None: the default);
+        ``host``: where it spawns (core/spawn_placement.py), stored in the same row."""
         agent = validate_agent_name(agent)
         if config is not None:
             if not isinstance(config, str):
@@ -67,15 +73,21 @@ class ApprovalQueue:
             if len(config.encode()) > MAX_CONFIG:
                 raise BadRequest(f"config is over {MAX_CONFIG // 1024} KiB")
             parse_agent_toml(config)  # refused now, not when the operator approves
-        return self._insert("spawn", agent, requester, reason, None, config)
+        return self._insert("spawn", agent, requester, reason, None, config, host=host)
 
     def request_apply_commit(
-        self, agent: object, requester: object, reason: object, staged: Staged
+        self,
+        agent: object,
+        requester: object,
+        reason: object,
+        staged: Staged,
+        host: str | None = None,
     ) -> Approval:
-        """Queue applying a staged commit: its full sha, pinned tree and diff are kept."""
+        """Queue applying a staged commit: its full sha, pinned tree and diff are kept;
+        ``host``: the agent's."""
         agent = validate_agent_name(agent)
         sha = normalise_sha(staged.pin.commit)
-        return self._insert("apply_commit", agent, requester, reason, sha, None, staged)
+        return self._insert("apply_commit", agent, requester, reason, sha, None, staged, host)
 
     def get(self, approval_id: object) -> Approval:
         if not isinstance(approval_id, int) or isinstance(approval_id, bool):
@@ -146,6 +158,7 @@ class ApprovalQueue:
         sha: str | None,
         config: str | None,
         staged: Staged | None = None,
+        host: str | None = None,
     ) -> Approval:
         if requester != OPERATOR:
             requester = validate_agent_name(requester)
@@ -162,9 +175,9 @@ class ApprovalQueue:
                 kept = (staged.pin.tree, staged.pin.digest, staged.diff)
             cursor = self._conn.execute(
                 "INSERT INTO approvals (kind, agent, requester, reason, sha, config, state, "
-                "created_at, tree, digest, diff) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
-                " RETURNING id",
-                (kind, agent, requester, reason, sha, config, now, *kept),
+                "created_at, tree, digest, diff, host)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) RETURNING id",
+                (kind, agent, requester, reason, sha, config, now, *kept, host),
             )
             approval_id = returned_id(cursor)
         return self.get(approval_id)

@@ -112,6 +112,9 @@ class Approval:
     input: str | None = None
     always: bool = False
     answered_at: float | None = None
+    # The host it is carried out on: a spawn's placement (core/spawn_placement.py; None:
+    # the deciding core's), else the host that runs the agent. None: from before hosts.
+    host: str | None = None
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -137,6 +140,7 @@ class Approval:
             "input_json": self.input,
             "always": self.always,
             "answered_at": self.answered_at,
+            "host": self.host,
         }
 
 

@@ -26,22 +26,15 @@ from hyperhive.core.db import Database, returned_id
 from hyperhive.core.db.signals import LocalSignals, Signals
 from hyperhive.core.dead_letter import DEFAULT_MAX_ATTEMPTS, DeadLetters, check_reason
 from hyperhive.core.inbox import Lease
+from hyperhive.core.key_claims import KeyClaims
 from hyperhive.core.limits import MESSAGE_OVERHEAD, SendLimits, SendPolicy
 from hyperhive.core.message_log import INSERT, Kind, Message
 from hyperhive.core.queues import Queues
 from hyperhive.core.registry import Registry
 from hyperhive.core.routing import Routing
-from hyperhive.core.send_keys import DEFAULT_WINDOW, Keyed, check_key, replayed
-from hyperhive.errors import (
-    BadRequest,
-    EmptyBody,
-    NotAllowed,
-    QuotaExceeded,
-    RateLimited,
-    TooLarge,
-    UnknownAgent,
-    UnknownLease,
-)
+from hyperhive.core.send_admission import Refused, admit
+from hyperhive.core.send_keys import DEFAULT_WINDOW, check_key
+from hyperhive.errors import BadRequest, UnknownAgent, UnknownLease
 from hyperhive.names import CORE, MANAGER, OPERATOR
 
 MAX_WAIT: Final = 3600.0
@@ -90,7 +83,7 @@ class Broker:
         self._bus = bus
         self._max_body = max_body
         self._clock = clock
-        self._key_window = key_window
+        self._keys = KeyClaims(conn, clock, key_window, self._refuse)
         self._queues = Queues(clock, lease_seconds)
         # Recipients whose deliveries wait (a spent budget, core/gateway/meter.py).
         self._held: set[str] = set()
@@ -118,67 +111,43 @@ class Broker:
         """Store a message from ``sender`` (already authenticated) and wake ``to``.
 
         With a ``key`` that already names a message of ``sender``'s (core/send_keys.py),
-        that message is the answer and nothing is stored, woken, published or charged.
+        that message is the answer and nothing is stored, woken, published or charged,
+        whatever the checks would say now: the first send was accepted, and a retry must
+        not be told otherwise because an allow-list, a registry or a bucket changed since.
+        The key is looked up only when that can matter (core/key_claims.py).
         """
         try:
             key = check_key(key)
         except BadRequest:
             self._refuse("bad_key")
             raise
-        held = None if key is None else self._key_holder(sender, key)
-        if self._retries(held, to, body):
-            # Before every other check: the first send was accepted, and a retry must not
-            # be told otherwise because an allow-list, a registry or a bucket changed since.
-            assert held is not None
-            return self.get(held.id)
-        if not isinstance(to, str) or (to != OPERATOR and not self._registry.knows(to)):
-            self._refuse("unknown_recipient")
-            raise UnknownAgent(f"no participant named {to!r}")
-        if not isinstance(body, str) or not body.strip():
-            self._refuse("empty_body")
-            raise EmptyBody("message body is empty")
-        try:
-            size = len(body.encode())
-        except UnicodeEncodeError:  # a lone surrogate, which JSON can carry and UTF-8 cannot
-            self._refuse("bad_text")
-            raise BadRequest("message body is not valid Unicode text") from None
-        if size > self._max_body:
-            self._refuse("too_large")
-            raise TooLarge(f"message body is {size} bytes; the limit is {self._max_body}")
-        if not self._registry.may_send(sender, to):
-            self._refuse("not_allowed")
-            raise NotAllowed(f"{sender!r} may not message {to!r} (not in its allow_send)")
-        if sender == OPERATOR:  # the human is not throttled by the hive they run
-            return self._store(sender, to, body, "message", None, key, reclaim=held is not None)
         now = self._clock()
-        queued = to != OPERATOR
         try:
-            # Last: a refused send spends no tokens.
-            self.limits.check(sender, size, now, queued=queued)
-        except (RateLimited, QuotaExceeded) as exc:
-            self._refuse(exc.code)
-            raise
-        message = self._store(sender, to, body, "message", None, key, reclaim=held is not None)
-        self.limits.charge(sender, size, now, queued=queued)
+            size = admit(self._registry, self.limits, self._max_body, sender, to, body, now)
+        except Refused as refused:
+            retried = None if key is None else self._keys.retried(sender, key, to, body)
+            if retried is not None:
+                return self.get(retried)
+            self._refuse(refused.reason)
+            raise refused.error from None
+        assert isinstance(to, str) and isinstance(body, str)  # admitted
+        message = self._store(sender, to, body, "message", None, key)
+        if message is None:  # the key is held: a retry, or free again past its window
+            assert key is not None
+            retried = self._keys.retried(sender, key, to, body)
+            if retried is not None:
+                return self.get(retried)
+            message = self._store(sender, to, body, "message", None, key, reclaim=True)
+            assert message is not None
+        if sender != OPERATOR:
+            self.limits.charge(sender, size, now, queued=to != OPERATOR)
         return message
 
     def post_event(self, to: str, name: str, payload: dict[str, Any]) -> Message:
         """A core event (``approval_decided``, ``agent_state``, …) into ``to``'s inbox."""
-        return self._store(CORE, to, name, "event", payload)
-
-    def _key_holder(self, sender: str, key: str) -> Keyed | None:
-        row = self._conn.execute(
-            "SELECT id, recipient, body, created_at FROM messages WHERE sender = ? AND key = ?",
-            (sender, key),
-        ).fetchone()
-        return None if row is None else Keyed(*row)
-
-    def _retries(self, held: Keyed | None, to: object, body: object) -> bool:
-        try:
-            return replayed(held, to, body, self._clock(), self._key_window)
-        except BadRequest:
-            self._refuse("key_conflict")
-            raise
+        message = self._store(CORE, to, name, "event", payload)
+        assert message is not None  # no key: always stored
+        return message
 
     def _store(
         self,
@@ -189,7 +158,8 @@ class Broker:
         payload: dict[str, Any] | None,
         key: str | None = None,
         reclaim: bool = False,
-    ) -> Message:
+    ) -> Message | None:
+        """None: ``key`` names a message of ``sender``'s already, and nothing was stored."""
         now = self._clock()
         text = json.dumps(payload) if payload is not None else None
         # Live readers (the bus) see exactly what a reader of the log sees later.
@@ -198,16 +168,12 @@ class Broker:
         # a message to them is delivered once stored, and waits in no inbox.
         delivered = now if to == OPERATOR else None
         row = (sender, to, body, kind, text, now, delivered, key)
-        if not reclaim:
-            mid = returned_id(self._conn.execute(INSERT, row))
+        if key is None:
+            mid: int | None = returned_id(self._conn.execute(INSERT, row))
         else:
-            # One commit: the key passes from a message older than the window (send() has
-            # checked) to this one atomically; the unique index refuses two holders.
-            with self._conn.transaction():
-                self._conn.execute(
-                    "UPDATE messages SET key = NULL WHERE sender = ? AND key = ?", (sender, key)
-                )
-                mid = returned_id(self._conn.execute(INSERT, row))
+            mid = self._keys.reclaim(row, sender, key) if reclaim else self._keys.claim(row)
+        if mid is None:
+            return None
         message = Message(mid, sender, to, body, kind, payload, now, key)
         if delivered is None:
             self.routing.queue(to, message.id)

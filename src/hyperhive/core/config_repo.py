@@ -76,8 +76,13 @@ class ConfigRepos:
     def proposed_dir(self, name: str) -> Path:
         return self._state / "proposed" / validate_agent_name(name) / "config"
 
+    @property
+    def applied_root(self) -> Path:
+        """Where every agent's applied repo is, one directory each, named as the agent."""
+        return self._state / "applied"
+
     def applied_dir(self, name: str) -> Path:
-        return self._state / "applied" / validate_agent_name(name)
+        return self.applied_root / validate_agent_name(name)
 
     async def init_agent(self, name: str, agent_toml: str) -> str:
         """Create both repos with one identical first commit; return its sha."""

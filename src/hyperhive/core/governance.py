@@ -77,7 +77,7 @@ class Governance:
         self._lifecycle = lifecycle
         self.queue = ApprovalQueue(conn)
         self.book = QuestionBook(conn)
-        self.tools = ToolApprovals(conn)
+        self.tools = ToolApprovals(conn, host=registry.host)
         self.runs = ApprovalRuns(
             conn, self.queue, registry, notifier, signals or LocalSignals(),
             SpawnPlacement(conn, registry.host, hosts),
@@ -103,8 +103,8 @@ class Governance:
             # A bad config is refused now, not at approval.
             self._check_binds(parse_agent_toml(config))
         placed = self.runs.placement.choose(host)
-        approval = self.queue.request_spawn(name, requester, reason, config)
-        self.runs.placement.record(approval.id, placed)
+        # The host goes in with the row: a spawn approval never exists without it.
+        approval = self.queue.request_spawn(name, requester, reason, config, placed)
         self._requested(approval)
         count = len(self._registry.all())
         verdict = self._verdict(PolicyRequest("spawn", name, requester, agents=count))
@@ -114,12 +114,12 @@ class Governance:
     async def request_apply_commit(
         self, requester: str, name: str, sha: str, reason: str
     ) -> Approval:
-        self._registry.get(name)
+        agent = self._registry.get(name)
         if self._repos is None:
             raise ContainersDisabled("this hive-c0re runs without a container backend")
         staged = await self._repos.stage(name, sha)
         self._check_binds(parse_agent_toml(staged.agent_toml))
-        approval = self.queue.request_apply_commit(name, requester, reason, staged)
+        approval = self.queue.request_apply_commit(name, requester, reason, staged, agent.host)
         self._requested(approval)
         facts, stat = self._commit_facts(self._repos, approval, staged)
         verdict = self._verdict(facts)

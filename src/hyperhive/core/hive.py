@@ -210,7 +210,7 @@ class Hive:
     def _compose(self, conn: Database) -> _Parts:
         """Every service, each given exactly what it uses."""
         config, backend = self.config, self._backend
-        presence = self._presence = Presence(conn, config)
+        presence = self._presence = Presence(conn, config, runs_agents=backend is not None)
         signals = presence.signals
         registry, bus = Registry(conn, config.host_name, signals), EventBus()
         oversight = self._oversight = Oversight.build(

@@ -79,6 +79,7 @@ class Registry:
         self._signals = signals if signals is not None else LocalSignals()
         self._signals.listen(AGENTS, self._signalled)
         self._watchers: list[Callable[[str, AgentRecord | None], None]] = []
+        self._removals: list[Callable[[AgentRecord], None]] = []
         if conn.shared:
             conn.execute("UPDATE agents SET host = ? WHERE host IS NULL", (host,))
         else:
@@ -102,6 +103,10 @@ class Registry:
         """Call ``watcher(name, record or None)`` when another host changed an agent."""
         self._watchers.append(watcher)
 
+    def watch_removed(self, watcher: Callable[[AgentRecord], None]) -> None:
+        """Call ``watcher(record as it was)`` when another host removed an agent known here."""
+        self._removals.append(watcher)
+
     def _signalled(self, name: str) -> None:
         before = self._agents.get(name)
         record = self.reload(name)
@@ -109,6 +114,9 @@ class Registry:
             return  # our own change, come back as a signal: already known here
         for watcher in self._watchers:
             watcher(name, record)
+        if record is None and before is not None:
+            for removed in self._removals:
+                removed(before)
 
     def is_local(self, name: str) -> bool:
         """Whether ``name`` runs on this host (a name that is not an agent does not)."""

@@ -18,6 +18,10 @@ class UnknownHost(BadRequest):
     code = "unknown_host"
 
 
+class HostRunsNoAgents(BadRequest):
+    code = "host_runs_no_agents"
+
+
 class SpawnPlacement:
     def __init__(self, conn: Database, here: str, hosts: HostTable | None) -> None:
         """``here``: this core's host; ``hosts``: the cores sharing the store (None: this
@@ -27,24 +31,26 @@ class SpawnPlacement:
         self._hosts = hosts
 
     def choose(self, named: object) -> str | None:
-        """The host a new agent goes to; a named one must be an up core sharing the store."""
+        """The host a new agent goes to; a named one must be an up core sharing the store
+        that runs agents (one started with ``--no-containers`` has nowhere to put one)."""
         hosts = self._hosts
         if named is None:
             return None if hosts is None else pick_host(hosts.all(), hosts.now(), hosts.interval)
         if not isinstance(named, str) or not named:
             raise BadRequest("host must be a host's name")
+        row = hosts.get(named) if hosts is not None else None
+        if row is not None and not row.runs_agents:
+            raise HostRunsNoAgents(
+                f"host {named!r} runs no agents (its core has no container backend:"
+                " --no-containers); spawn on another host"
+            )
         if named == self.here:
             return named
-        row = hosts.get(named) if hosts is not None else None
         if hosts is None or row is None:
             raise UnknownHost(f"no host named {named!r} shares this hive's store")
         if is_down(row, hosts.now(), hosts.interval):
             raise UnknownHost(f"host {named!r} is down; spawn elsewhere or bring it up")
         return named
-
-    def record(self, approval_id: int, host: str | None) -> None:
-        if host is not None:
-            self._conn.execute("UPDATE approvals SET host = ? WHERE id = ?", (host, approval_id))
 
     def host_of(self, approval_id: int) -> str | None:
         found = self._conn.execute(

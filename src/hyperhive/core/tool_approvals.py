@@ -162,9 +162,14 @@ def waiting(approval_id: int) -> str:
 
 
 class ToolApprovals:
-    def __init__(self, conn: Database, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, conn: Database, clock: Callable[[], float] = time.time, *, host: str | None = None
+    ) -> None:
+        """``host``: this core's, which runs every agent that asks it (their sockets are
+        its), recorded with each approval."""
         self._conn = conn
         self._clock = clock
+        self._host = host
 
     def ask(self, agent: str, since: float, tool: object, given: object) -> ToolAnswer:
         """May ``agent`` (registered at ``since``) call ``tool`` with ``given`` now?"""
@@ -216,8 +221,8 @@ class ToolApprovals:
         refuse_over_quota(self._conn, agent)
         cursor = self._conn.execute(
             "INSERT INTO approvals (kind, agent, requester, reason, state, created_at, tool, "
-            "input) VALUES ('tool_use', ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
-            (agent, agent, f"{agent} asks to use {tool}", now, tool, text),
+            "input, host) VALUES ('tool_use', ?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING id",
+            (agent, agent, f"{agent} asks to use {tool}", now, tool, text, self._host),
         )
         return self._get(returned_id(cursor))
 

@@ -236,6 +236,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX applied_configs_agent ON applied_configs (agent, approval_id);
     ALTER TABLE approvals ADD COLUMN host TEXT;
     """,
+    # 12: whether a host runs agents.
+    """
+    ALTER TABLE hosts ADD COLUMN runs_agents BIGINT NOT NULL DEFAULT 1;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

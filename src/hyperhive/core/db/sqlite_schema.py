@@ -270,5 +270,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX applied_configs_agent ON applied_configs (agent, approval_id);
     ALTER TABLE approvals ADD COLUMN host TEXT;
     """,
+    # 12: whether a host runs agents: a core started with --no-containers has no backend,
+    # so no spawn is ever placed on it (core/hosts/status.py). Rows from before: it does.
+    """
+    ALTER TABLE hosts ADD COLUMN runs_agents INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -66,21 +66,24 @@ class Heartbeat:
         *,
         interval: float | None = None,
         probe: Probe = probe_machine,
+        runs_agents: bool = True,
     ) -> None:
         """``agents``: how many agents this host runs now. ``interval``: None is the
-        table's, the one other cores judge this host's beats by."""
+        table's, the one other cores judge this host's beats by. ``runs_agents``: False
+        for a core without a container backend (no spawn is placed on it)."""
         self._table = table
         self._name = name
         self._url = url
         self._agents = agents
         self._interval = table.interval if interval is None else interval
         self._probe = probe
+        self._runs_agents = runs_agents
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
     async def start(self) -> None:
         """Announce (a store that refuses it fails the start), then beat in the background."""
-        self._table.announce(self._name, self._url, self._probe().cpus)
+        self._table.announce(self._name, self._url, self._probe().cpus, self._runs_agents)
         self._task = asyncio.create_task(self._run(), name=f"heartbeat-{self._name}")
 
     def beat(self) -> bool:

@@ -32,6 +32,8 @@ class HostRow:
     cpus: int
     load: float  # the 1-minute load average at its last beat
     mem_available: int  # bytes, MemAvailable at its last beat
+    # False: a core without a container backend (``--no-containers``), never a spawn's place.
+    runs_agents: bool = True
 
 
 def is_down(row: HostRow, now: float, interval: float = HEARTBEAT_SECONDS) -> bool:
@@ -68,8 +70,9 @@ def headroom(row: HostRow) -> float:
 def pick_host(
     rows: Iterable[HostRow], now: float, interval: float = HEARTBEAT_SECONDS
 ) -> str | None:
-    """The up host with the most headroom; ties: fewer agents, then the name. None: none up."""
-    up = [r for r in rows if not is_down(r, now, interval)]
+    """The up host that runs agents with the most headroom; ties: fewer agents, then the
+    name. None: no such host."""
+    up = [r for r in rows if r.runs_agents and not is_down(r, now, interval)]
     if not up:
         return None
     return min(up, key=lambda r: (-headroom(r), r.agents, r.name)).name

@@ -14,15 +14,18 @@ from hyperhive.core.db import Database
 from hyperhive.core.hosts.status import HEARTBEAT_SECONDS, HostRow
 from hyperhive.errors import HiveError
 
-_COLUMNS: Final = "name, url, started_at, heartbeat_at, agents, cpus, load, mem_available"
+_COLUMNS: Final = (
+    "name, url, started_at, heartbeat_at, agents, cpus, load, mem_available, runs_agents"
+)
 # A (re)started core's last numbers were of a process that is gone: they start again at
 # zero until its first beat.
 _ANNOUNCE: Final = f"""
-    INSERT INTO hosts ({_COLUMNS}) VALUES (?, ?, ?, ?, 0, ?, 0, 0)
+    INSERT INTO hosts ({_COLUMNS}) VALUES (?, ?, ?, ?, 0, ?, 0, 0, ?)
     ON CONFLICT (name) DO UPDATE SET
         url = excluded.url, started_at = excluded.started_at,
         heartbeat_at = excluded.heartbeat_at, agents = excluded.agents,
-        cpus = excluded.cpus, load = excluded.load, mem_available = excluded.mem_available
+        cpus = excluded.cpus, load = excluded.load, mem_available = excluded.mem_available,
+        runs_agents = excluded.runs_agents
 """
 _BEAT: Final = """
     UPDATE hosts SET heartbeat_at = ?, agents = ?, load = ?, mem_available = ? WHERE name = ?
@@ -30,10 +33,11 @@ _BEAT: Final = """
 
 
 def _row(found: Any) -> HostRow:
-    name, url, started, beat, agents, cpus, load, mem = found
+    name, url, started, beat, agents, cpus, load, mem, runs = found
     return HostRow(
-        name, url, float(started), float(beat), int(agents), int(cpus), float(load), int(mem)
-    )
+        name, url, float(started), float(beat), int(agents), int(cpus), float(load), int(mem),
+        bool(runs),
+    )  # fmt: skip
 
 
 class HostTable:
@@ -49,16 +53,17 @@ class HostTable:
         self._clock = clock
         self.interval = interval
         # What each name was announced with here, to announce it again if its row goes.
-        self._announced: dict[str, tuple[str | None, int]] = {}
+        self._announced: dict[str, tuple[str | None, int, bool]] = {}
 
     def now(self) -> float:
         return self._clock()
 
-    def announce(self, name: str, url: str | None, cpus: int) -> None:
-        """``name`` is (re)starting: its row, started and beating now."""
+    def announce(self, name: str, url: str | None, cpus: int, runs_agents: bool = True) -> None:
+        """``name`` is (re)starting: its row, started and beating now. ``runs_agents``:
+        False for a core without a container backend, where no spawn may go."""
         now = self._clock()
-        self._db.execute(_ANNOUNCE, (name, url, now, now, cpus))
-        self._announced[name] = (url, cpus)
+        self._db.execute(_ANNOUNCE, (name, url, now, now, cpus, int(runs_agents)))
+        self._announced[name] = (url, cpus, runs_agents)
 
     def beat(self, name: str, agents: int, load: float, mem_available: int) -> None:
         """``name`` is alive; a row removed meanwhile (an operator forgot the host) is

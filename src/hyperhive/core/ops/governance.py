@@ -17,7 +17,7 @@ async def request_spawn(s: Services, caller: Caller, args: Args) -> Any:
     host = args.opt_text("host")
     args.finish()
     approval = await s.governance.request_spawn(caller.name, name, reason, config, host)
-    return {**approval.to_wire(), "host": s.governance.runs.placement.host_of(approval.id)}
+    return approval.to_wire()
 
 
 async def request_apply_commit(s: Services, caller: Caller, args: Args) -> Any:

@@ -45,7 +45,10 @@ def _entry(
 ) -> dict[str, Any]:
     base: dict[str, Any] = {"name": name, "state": state_of(row, now, interval), "agents": agents}
     if row is None:
-        none = ("url", "started_at", "heartbeat_at", "load", "cpus", "mem_available", "headroom")
+        none = (
+            "url", "started_at", "heartbeat_at", "load", "cpus", "mem_available", "headroom",
+            "runs_agents",
+        )  # fmt: skip
         return {**base, **dict.fromkeys(none)}
     return {
         **base,
@@ -56,4 +59,5 @@ def _entry(
         "cpus": row.cpus,
         "mem_available": row.mem_available,
         "headroom": headroom(row),
+        "runs_agents": row.runs_agents,  # False: no backend, never a spawn's host
     }

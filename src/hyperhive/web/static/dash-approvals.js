@@ -72,7 +72,7 @@ function approvalCard(a) {
   card.id = `approval-${a.id}`;
   const head = el("header");
   head.append(el("b", "id", `#${a.id}`), el("span", "kind", KIND[a.kind] || a.kind),
-    el("span", "who", a.agent), el("span", "dim", `by ${a.requester} · `), ago(a.created_at),
+    el("span", "who", a.agent), el("span", "dim", `${a.host ? `on ${a.host} ` : ""}by ${a.requester} · `), ago(a.created_at),
     el("span", "stalled"));
   card.append(head, el("p", "reason", a.reason || "(no reason given)"));
   subject(card, a);
