@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hyperhive.core.db import POSTGRESQL, open_store, returned_id
-from hyperhive.core.db.postgres import PostgresDatabase, open_postgres, redact
+from hyperhive.core.db.postgres import WRITE_LOCK, PostgresDatabase, open_postgres, redact
 from hyperhive.core.db.postgres_schema import SCHEMA_VERSION
 from hyperhive.errors import DatabaseError, StoreError
 from support.postgres import connect, postgres_url, with_dbname
@@ -391,3 +391,16 @@ def test_a_closed_store_refuses_statements(store: PostgresDatabase) -> None:
     store.close()
     with pytest.raises(DatabaseError):
         store.execute("SELECT 1")
+
+
+def test_a_write_lock_that_cannot_be_taken_fails_the_transaction_and_leaves_the_store_usable(
+    store: PostgresDatabase, postgres_url: str
+) -> None:
+    store.execute("SET lock_timeout = '50ms'")
+    with connect(postgres_url) as holder:  # another host's core, mid-transaction
+        holder.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+        with pytest.raises(DatabaseError, match="lock timeout"), store.transaction():
+            raise AssertionError("the transaction ran without its lock")
+        holder.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
+    with store.transaction():  # not left inside the failed BEGIN
+        assert store.execute("SELECT 1").fetchone() == (1,)

@@ -132,11 +132,15 @@ class PostgresDatabase:
     def transaction(self) -> Iterator[None]:
         if self._in_transaction:
             raise DatabaseError(f"{self._location}: transactions do not nest")
-        self.execute("BEGIN")
+        # One round trip for both: client-side binding sends them as one simple query.
+        try:
+            self.execute("BEGIN; SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+        except DatabaseError:
+            self._rollback()  # BEGIN ran; a lock that timed out must not leave it open
+            raise
         self._in_transaction = True
         try:
             try:
-                self.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
                 yield
             except BaseException:
                 self._rollback()
