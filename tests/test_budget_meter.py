@@ -13,7 +13,7 @@ from hyperhive.client import Client
 from hyperhive.core.bus import Subscription
 from hyperhive.core.gateway.budget import Budget, Override
 from hyperhive.core.gateway.ledger import Ledger
-from hyperhive.core.gateway.meter import Meter
+from hyperhive.core.gateway.meter import Meter, utc_day, utc_day_span
 from hyperhive.core.gateway.prices import NANO_PER_USD, load_prices
 from hyperhive.core.gateway.seams import Usage
 from hyperhive.core.hive import Hive
@@ -149,6 +149,14 @@ async def test_a_resume_lifts_a_pause_for_the_rest_of_the_day_only(hm1nd_hive: H
     meter.record("alice", SONNET, Usage(output_tokens=1000))
     assert meter.state("alice") == "paused" and meter.refusal("alice") is not None
     meter.close()
+
+
+def test_a_day_span_holds_every_instant_of_its_utc_day_and_ends_at_the_next() -> None:
+    day, start, end = utc_day_span(T0)
+    assert (day, start, end) == ("2027-01-15", T0 - 8 * 3600, T0 + 16 * 3600)
+    assert utc_day_span(start) == (day, start, end)  # midnight starts its day
+    assert utc_day(end - 0.001) == day and utc_day_span(end)[0] == "2027-01-16"
+    assert utc_day_span(-1.0) == ("1969-12-31", -86400.0, 0.0)
 
 
 async def test_a_new_utc_day_lifts_a_budget_pause(hm1nd_hive: Hive) -> None:

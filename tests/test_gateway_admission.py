@@ -88,6 +88,20 @@ def test_per_agent_cap_frees_when_that_agent_finishes() -> None:
     assert core.grant(0.0) == [second]
 
 
+def test_a_slot_taken_at_once_is_what_a_ticket_would_be_granted() -> None:
+    core = AdmissionCore(cap=2, per_agent=1)
+    assert core.take("a", 0.0) and core.running == {"a": 1}
+    assert not core.take("a", 0.0), "a is at its own cap"
+    queued = core.want("c")
+    assert not core.take("b", 0.0), "c waits: b goes behind it, not past"
+    assert core.grant(0.0) == [queued]
+    assert not core.take("b", 0.0), "the hive-wide cap"
+    core.done("a")
+    core.done("c")
+    core.throttled(0.0, 5.0)
+    assert not core.take("b", 4.9) and core.take("b", 5.0)
+
+
 # -- the hold-off --------------------------------------------------------------------
 
 

@@ -15,12 +15,12 @@ upstream as a whole, not one agent: every request waits it out before going agai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import itertools
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Final
 
 BACKOFF_FIRST: Final = 1.0
@@ -90,6 +90,18 @@ class AdmissionCore:
             self._turns.append(agent)
         queue.append(ticket)
         return ticket
+
+    def take(self, agent: str, now: float) -> bool:
+        """A slot for ``agent`` now, without a ticket, when nobody waits and the caps
+        allow (what :meth:`want` then :meth:`grant` would answer, for less); False: it
+        must :meth:`want` one."""
+        if self._ticket_agent or now < self.hold_until or self.in_flight >= self.cap:
+            return False
+        running = self.running.get(agent, 0)
+        if self.per_agent is not None and running >= self.per_agent:
+            return False
+        self.running[agent] = running + 1
+        return True
 
     def cancel(self, ticket: int) -> None:
         """A waiter gave up (its client went away) before it was granted."""
@@ -169,9 +181,13 @@ class Admission:
         self._futures: dict[int, tuple[str, asyncio.Future[None]]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
-    @contextlib.asynccontextmanager
-    async def slot(self, agent: str) -> AsyncIterator[None]:
+    def slot(self, agent: str) -> AbstractAsyncContextManager[None]:
         """Held while one request of ``agent``'s is upstream (a stream: to its last byte)."""
+        return _Slot(self, agent)
+
+    async def _enter(self, agent: str) -> None:
+        if self.core.take(agent, self._clock()):
+            return  # the common case: no ticket, no future
         ticket = self.core.want(agent)
         future = asyncio.get_running_loop().create_future()
         self._futures[ticket] = (agent, future)
@@ -186,11 +202,10 @@ class Admission:
             # else: granted after it was cancelled, and _pump gave the slot back
             self._pump()
             raise
-        try:
-            yield
-        finally:
-            self.core.done(agent)
-            self._pump()
+
+    def _exit(self, agent: str) -> None:
+        self.core.done(agent)
+        self._pump()
 
     def throttled(self, retry_after: str | None) -> float:
         """A 429/529 with this ``retry-after`` header: the hold's length in seconds."""
@@ -223,3 +238,20 @@ class Admission:
         if self.core.waiting and now < self.core.hold_until:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self.core.hold_until - now, self._pump)
+
+
+class _Slot:
+    """``async with admission.slot(agent)``: a class, as a generator-based context
+    manager cost a good part of admission's time on every request's way upstream."""
+
+    __slots__ = ("_admission", "_agent")
+
+    def __init__(self, admission: Admission, agent: str) -> None:
+        self._admission = admission
+        self._agent = agent
+
+    async def __aenter__(self) -> None:
+        await self._admission._enter(self._agent)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._admission._exit(self._agent)

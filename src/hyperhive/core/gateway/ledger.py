@@ -44,6 +44,16 @@ def _total(column: str) -> str:
     return f"CAST(coalesce(sum({column}), 0) AS BIGINT)"
 
 
+_COLUMNS: Final = tuple(c.strip() for c in _DAY_COLUMNS.split(","))
+_SPEND_WITH_HIVE: Final = (
+    "SELECT "
+    + ", ".join(_total(f"CASE WHEN agent = ? THEN {c} ELSE 0 END") for c in _COLUMNS)
+    + ", "
+    + ", ".join(_total(c) for c in _COLUMNS)
+    + " FROM usage_days WHERE day = ?"
+)
+
+
 class Ledger:
     def __init__(self, conn: Database) -> None:
         self._conn = conn
@@ -115,6 +125,12 @@ class Ledger:
             self._conn.execute(f"SELECT {sums} FROM usage_days WHERE day = ?", (day,)).fetchone()
         )
 
+    def spend_with_hive(self, agent: str, day: str) -> tuple[Spend, Spend]:
+        """``agent``'s spend on ``day`` and the hive's, in one read (the gateway's, after
+        every response: cheaper than two, and the day's rows are summed for the hive anyway)."""
+        row = self._conn.execute(_SPEND_WITH_HIVE, (agent,) * len(_COLUMNS) + (day,)).fetchone()
+        return _spend(row[: len(_COLUMNS)]), _spend(row[len(_COLUMNS) :])
+
     def days(self, agent: str | None, since: str) -> list[tuple[str, str, Spend]]:
         """``(agent, day, spend)`` from UTC day ``since`` on, by day then agent."""
         where, params = "day >= ?", [since]
@@ -161,6 +177,16 @@ class Ledger:
             (_scope(scope),),
         ).fetchone()
         return Override() if row is None else Override(bool(row[0]), row[1], bool(row[2]), row[3])
+
+    def overrides(self, agent: str) -> tuple[Override, Override]:
+        """``agent``'s override and the hive's, in one read."""
+        rows = self._conn.execute(
+            "SELECT scope, has_usd, usd_nusd, has_tokens, tokens FROM budget_overrides"
+            " WHERE scope IN (?, ?)",
+            (agent, HIVE),
+        ).fetchall()
+        found = {scope: Override(bool(a), b, bool(c), d) for scope, a, b, c, d in rows}
+        return found.get(agent, Override()), found.get(HIVE, Override())
 
     def set_override(self, scope: str | None, override: Override, at: float) -> None:
         self._conn.execute(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -44,7 +45,7 @@ from hyperhive.errors import DatabaseError
 from hyperhive.names import MANAGER
 from hyperhive.settings import LiveSettings
 
-__all__ = ["Meter", "build_meter", "utc_day"]
+__all__ = ["Meter", "build_meter", "utc_day", "utc_day_span"]
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,20 @@ log = logging.getLogger(__name__)
 # applied agent.toml changed, takes effect within this (a held agent sends nothing).
 REFRESH_SECONDS: Final = 30.0
 PRICES_FILE: Final = "prices.toml"
+DAY_SECONDS: Final = 86400
 
 Scope = str | None
 
 
 def utc_day(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+
+
+def utc_day_span(at: float) -> tuple[str, float, float]:
+    """The UTC day unix time ``at`` falls in, and the instants it starts and ends (the
+    end is the next day's start). Unix time has no leap seconds: every day is 86400 s."""
+    start = float(math.floor(at / DAY_SECONDS) * DAY_SECONDS)
+    return utc_day(start), start, start + DAY_SECONDS
 
 
 class Holds(Protocol):
@@ -96,7 +105,9 @@ class Meter:
         self._budgets_of = budgets_of
         self._hive_budget = hive_budget if callable(hive_budget) else (lambda: hive_budget)
         self._clock = clock
-        self._day = utc_day(clock())
+        # The current day and its bounds: each request compares two floats, and the day
+        # is formatted again only when the clock leaves them (formatting costs more).
+        self._day, self._day_start, self._day_end = utc_day_span(clock())
         self._resumed: set[Scope] = ledger.resumed(self._day)
         self._states: dict[Scope, State] = {}
         self._held: set[str] = set()
@@ -137,8 +148,11 @@ class Meter:
             self._update(scope, quiet=quiet)
         self._apply_holds()
 
-    def _roll(self) -> None:
-        day = utc_day(self._clock())
+    def _roll(self, now: float | None = None) -> None:
+        now = self._clock() if now is None else now
+        if self._day_start <= now < self._day_end:
+            return
+        day, self._day_start, self._day_end = utc_day_span(now)
         if day != self._day:
             self._day = day
             self._resumed = self.ledger.resumed(day)
@@ -146,7 +160,8 @@ class Meter:
     # -- Metering -------------------------------------------------------------------------
 
     def refusal(self, agent: str) -> str | None:
-        if utc_day(self._clock()) != self._day:
+        now = self._clock()
+        if not self._day_start <= now < self._day_end:
             self.refresh()
         if self._states.get(agent) == "paused":
             return describe(agent, "paused", self.today(agent), self.budget(agent))
@@ -156,7 +171,7 @@ class Meter:
 
     def record(self, agent: str, model: str | None, usage: Usage) -> None:
         now = self._clock()
-        self._roll()
+        self._roll(now)
         priced = self.prices.price_of(model)
         if not priced.known and model not in self._unpriced_seen and len(self._unpriced_seen) < 64:
             # Once per model, for a few models: the name is the agent's to choose, and
@@ -165,17 +180,24 @@ class Meter:
             log.warning(
                 "metering: %s used model %r, which no price names; priced dearest", agent, model
             )
+        # Every response runs this on the loop: one write, then one read for both
+        # totals and one for both overrides (the store may be shared: nothing cached).
         try:
             self.ledger.add(
                 agent, self._day, now, usage, priced.price.cost(usage), unpriced=not priced.known
             )
+            spend, hive_spend = self.ledger.spend_with_hive(agent, self._day)
+            own, hive = self.ledger.overrides(agent)
         except DatabaseError as exc:  # the answer went out already: never fail the gateway
             log.error("metering: cannot record %s's usage (%s): %s", agent, usage, exc)
             return
-        changed = (self._update(agent, publish=False), self._update(None, publish=False))
-        today = self.today(agent)
+        changed = (
+            self._update(agent, publish=False, known=(spend, own.over(self.configured(agent)))),
+            self._update(None, publish=False, known=(hive_spend, hive.over(self.configured(None)))),
+        )
+        state = self._states.get(agent, "ok")  # what _update just made it
         self._teller.publish(
-            {"type": "usage", "agent": agent, "today": today.to_wire(), "state": self.state(agent)}
+            {"type": "usage", "agent": agent, "today": spend.to_wire(), "state": state}
         )
         for found in changed:
             if found is not None:
@@ -248,9 +270,17 @@ class Meter:
     def _compute(self, scope: Scope) -> State:
         return state_of(self.today(scope), self.budget(scope), resumed=scope in self._resumed)
 
-    def _update(self, scope: Scope, *, quiet: bool = False, publish: bool = True) -> Notice | None:
-        """The state of ``scope`` again; its change announced (``publish``) or returned."""
-        spend, budget = self.today(scope), self.budget(scope)
+    def _update(
+        self,
+        scope: Scope,
+        *,
+        quiet: bool = False,
+        publish: bool = True,
+        known: tuple[Spend, Budget] | None = None,
+    ) -> Notice | None:
+        """The state of ``scope`` again; its change announced (``publish``) or returned.
+        ``known``: its spend and budget as just read, else they are read here."""
+        spend, budget = known if known is not None else (self.today(scope), self.budget(scope))
         after = state_of(spend, budget, resumed=scope in self._resumed)
         before = self._states.get(scope, "ok")
         if after == "ok" and scope is not None:

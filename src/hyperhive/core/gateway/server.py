@@ -135,10 +135,13 @@ class Forwarder:
             ended = False
             try:
                 async for chunk in response.aiter_raw():
-                    if meter is not None:
-                        meter.feed(chunk)
                     ended = response.ended  # then this chunk and the end: one write
-                    await http.send(chunk, end=ended)
+                    try:
+                        await http.send(chunk, end=ended)
+                    finally:
+                        # Read after it went: parsing the usage is not the client's wait.
+                        if meter is not None:
+                            meter.feed(chunk)
             except UpstreamBroke as exc:
                 # Too late for a status: the client sees the answer cut short.
                 log.warning("gateway: the upstream broke off an answer for %s: %s", agent, exc)
