@@ -147,8 +147,13 @@ def test_the_harness_gives_its_autogroup_its_niceness_and_never_raises_it(
 # -- a real core and a real sandbox ----------------------------------------------------
 
 
-@pytest.fixture
-def bwrap_core(short_dir: Path) -> Iterator[Daemon]:
+@pytest.fixture(params=["auto", "off"])
+def bwrap_core(
+    request: pytest.FixtureRequest, short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Daemon]:
+    """A real core on bwrap: placing agents where this host allows, or (``off``) nowhere,
+    so the harness's own fallback is exercised on every host."""
+    monkeypatch.setenv(cpu_groups.CHOICE_ENV, request.param)
     daemon = start_fake_engine_daemon(short_dir)
     try:
         yield daemon
@@ -192,6 +197,8 @@ def test_a_real_sandboxed_harness_is_weighed_below_the_core(
         if found is None:
             assert time.monotonic() < deadline, "the harness runs at the core's weight"
             time.sleep(0.05)  # /proc has no event for "a process moved"
+    if os.environ[cpu_groups.CHOICE_ENV] == "off":
+        assert found in {"autogroup", "niceness"}
     if found.startswith("cgroup"):
         # Every process of the sandbox, the bwraps around the harness too.
         group = Path(f"/proc/{harness[0]}/cgroup").read_text()
