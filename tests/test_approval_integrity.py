@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Daemon, start_daemon, stop_daemon
+from conftest import Daemon, start_fake_engine_daemon, stop_daemon
 from hyperhive.client import Client, RemoteError
 from hyperhive.core.config_repo import ConfigRepos, Pin
 from hyperhive.core.git import ConfigRepoError
@@ -158,11 +158,7 @@ async def test_alternates_leading_to_a_host_file_are_refused_without_reading_it(
 
 @pytest.fixture
 def hive(short_dir: Path) -> Iterator[Daemon]:
-    os.environ["HYPERHIVE_ENGINE"] = "fake"  # forwarded into every container
-    try:
-        daemon = start_daemon(short_dir / "state", short_dir / "run", "--backend", "bwrap")
-    finally:
-        del os.environ["HYPERHIVE_ENGINE"]
+    daemon = start_fake_engine_daemon(short_dir)
     try:
         yield daemon
     finally:

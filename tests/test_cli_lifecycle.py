@@ -17,19 +17,14 @@ from typing import Any
 
 import pytest
 
-from conftest import Daemon, start_daemon, stop_daemon
+from conftest import Daemon, start_fake_engine_daemon, stop_daemon
 from hyperhive.client import Client
 from support.procs import sandboxed_harnesses, sandboxes
 
 pytestmark = pytest.mark.usefixtures("both_stores")
 
 
-def spawn_daemon(base: Path, backend: str = "bwrap") -> Daemon:
-    os.environ["HYPERHIVE_ENGINE"] = "fake"  # forwarded into every container
-    try:
-        return start_daemon(base / "state", base / "run", "--backend", backend)
-    finally:
-        del os.environ["HYPERHIVE_ENGINE"]
+spawn_daemon = start_fake_engine_daemon
 
 
 @pytest.fixture

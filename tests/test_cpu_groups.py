@@ -110,7 +110,6 @@ def test_a_group_that_cannot_be_written_leaves_the_agent_running_unweighted(
     assert groups.place("dave", 30, 10) == 0
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="detect() moves nothing unless root")
 def test_a_delegated_v2_cgroup_is_split_into_the_core_and_its_agents(tmp_path: Path) -> None:
     own = tmp_path / "cg" / "hive.service"
     own.mkdir(parents=True)
@@ -121,13 +120,15 @@ def test_a_delegated_v2_cgroup_is_split_into_the_core_and_its_agents(tmp_path: P
     (proc / "4242").mkdir()
     (proc / "self" / "mountinfo").write_text(f"30 1 0:26 / {tmp_path / 'cg'} rw - cgroup2 c rw\n")
     (proc / "4242" / "cgroup").write_text("0::/hive.service\n")
-    groups = cpu_groups.detect(proc, pid=4242)
+    groups = cpu_groups.detect(proc, pid=4242, root=True)
     assert isinstance(groups, CgroupCpuGroups)
     assert groups.agents == own / "agents"
     assert (own / "core" / "cgroup.procs").read_text() == "4242\n"
     assert (own / "cgroup.subtree_control").read_text() == "+cpu\n"
     (own / "cgroup.procs").write_text("4242\n77\n")  # a shared cgroup is not ours to split
-    assert cpu_groups.detect(proc, pid=4242).kind == "none"
+    assert cpu_groups.detect(proc, pid=4242, root=True).kind == "none"
+    (own / "cgroup.procs").write_text("4242\n")
+    assert cpu_groups.detect(proc, pid=4242, root=False).kind == "none"  # a user's core
 
 
 def test_the_harness_gives_its_autogroup_its_niceness_and_never_raises_it(

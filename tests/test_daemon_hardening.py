@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Daemon, start_daemon, stop_daemon
+from conftest import Daemon, start_daemon, start_fake_engine_daemon, stop_daemon
 from support.backend_probe import wait_gone
 from support.procs import harness_pids, processes, sandboxes
 from support.wire import until_status
@@ -99,11 +99,7 @@ async def test_a_spawned_agents_harness_is_its_own_uid_with_no_capability(hive: 
 
 async def test_agents_end_with_a_core_killed_with_9(short_dir: Path) -> None:
     # bwrap's init outlives its parent; the lifeline pipe is what ends it.
-    os.environ["HYPERHIVE_ENGINE"] = "fake"
-    try:
-        daemon = start_daemon(short_dir / "state", short_dir / "run", "--backend", "bwrap")
-    finally:
-        del os.environ["HYPERHIVE_ENGINE"]
+    daemon = start_fake_engine_daemon(short_dir)
     assert daemon.cli("spawn", "bob").returncode == 0
     await until_status(daemon.host_socket, lambda s: {"bob", "hm1nd"} <= set(s["waiting"]))
     sandboxed = [pid for pid, _ in sandboxes(short_dir)]

@@ -15,18 +15,12 @@ from typing import Any
 
 import pytest
 
-from conftest import Daemon, start_daemon, stop_daemon
+from conftest import Daemon, start_fake_engine_daemon, stop_daemon
 from hyperhive.client import Client
 from hyperhive.errors import HiveError
 from support.workspace import agent_commit, git, make_host_repo, snapshot, workspace_toml
 
-
-def spawn_daemon(base: Path) -> Daemon:
-    os.environ["HYPERHIVE_ENGINE"] = "fake"  # forwarded into every container
-    try:
-        return start_daemon(base / "state", base / "run", "--backend", "bwrap")
-    finally:
-        del os.environ["HYPERHIVE_ENGINE"]
+spawn_daemon = start_fake_engine_daemon
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -216,13 +216,22 @@ def descendants(root: int, proc: Path = PROC) -> list[tuple[int, int]]:
     kernel's children lists, which read only this tree. A scan of all of /proc (the
     fallback, for kernels without them) cost ~30 ms with 200 agents running, once per
     stop and kill: most of a 200-agent drain."""
+    children_of: Callable[[int], Iterable[int]]
     if proc == PROC and not children_lists():
-        return _scanned_descendants(root)
+        table: dict[int, list[int]] = {}
+        for pid, ppid, _ in _processes():
+            table.setdefault(ppid, []).append(pid)
+
+        def children_of(parent: int) -> Iterable[int]:
+            return table.get(parent, ())
+
+    else:
+        children_of = functools.partial(_children, proc)
     found: list[tuple[int, int]] = []
     todo = [root]
     while todo:
         parent = todo.pop()
-        for pid in _children(proc, parent):
+        for pid in children_of(parent):
             found.append((pid, parent))
             todo.append(pid)
     return found
@@ -242,20 +251,6 @@ def children_lists() -> bool:
     """Whether this kernel keeps /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN)."""
     me = os.getpid()
     return (PROC / str(me) / "task" / str(me) / "children").exists()
-
-
-def _scanned_descendants(root: int) -> list[tuple[int, int]]:
-    children: dict[int, list[int]] = {}
-    for pid, ppid, _ in _processes():
-        children.setdefault(ppid, []).append(pid)
-    found: list[tuple[int, int]] = []
-    todo = [root]
-    while todo:
-        parent = todo.pop()
-        for pid in children.get(parent, ()):
-            found.append((pid, parent))
-            todo.append(pid)
-    return found
 
 
 def kill_tree(root: int, sig: signal.Signals) -> None:

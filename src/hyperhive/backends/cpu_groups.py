@@ -184,13 +184,19 @@ def unified_path(proc_cgroup: str) -> Path | None:
     return None
 
 
-def detect(proc: Path = PROC, pid: int | None = None, choice: str | None = None) -> CpuGroups:
+def detect(
+    proc: Path = PROC,
+    pid: int | None = None,
+    choice: str | None = None,
+    root: bool | None = None,
+) -> CpuGroups:
     """Where this core can put its agents' groups, or nowhere (see the module doc).
-    ``choice``: ``auto`` (the default) or ``off``, else ``HYPERHIVE_CPU_GROUPS``."""
+    ``choice``: ``auto`` (the default) or ``off``, else ``HYPERHIVE_CPU_GROUPS``;
+    ``root``: whether this core may move processes (by default: it runs as root)."""
     choice = os.environ.get(CHOICE_ENV, "auto") if choice is None else choice
     if choice not in ("auto", "off"):
         raise BackendError(f"{CHOICE_ENV}={choice!r}: expected auto or off")
-    if choice == "off" or os.geteuid() != 0:
+    if choice == "off" or not (os.geteuid() == 0 if root is None else root):
         return NO_CPU_GROUPS  # moving processes between cgroups is root's
     pid = os.getpid() if pid is None else pid
     try:

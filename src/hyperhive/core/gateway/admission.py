@@ -95,13 +95,15 @@ class AdmissionCore:
         """A slot for ``agent`` now, without a ticket, when nobody waits and the caps
         allow (what :meth:`want` then :meth:`grant` would answer, for less); False: it
         must :meth:`want` one."""
-        if self._ticket_agent or now < self.hold_until or self.in_flight >= self.cap:
+        if self.waiting or now < self.hold_until or self.in_flight >= self.cap:
             return False
-        running = self.running.get(agent, 0)
-        if self.per_agent is not None and running >= self.per_agent:
+        if self._at_own_cap(agent):
             return False
-        self.running[agent] = running + 1
+        self.running[agent] = self.running.get(agent, 0) + 1
         return True
+
+    def _at_own_cap(self, agent: str) -> bool:
+        return self.per_agent is not None and self.running.get(agent, 0) >= self.per_agent
 
     def cancel(self, ticket: int) -> None:
         """A waiter gave up (its client went away) before it was granted."""
@@ -145,7 +147,7 @@ class AdmissionCore:
         skipped = 0  # agents passed over in a row because they are at their own cap
         while self._turns and self.in_flight < self.cap and skipped < len(self._turns):
             agent = self._turns[0]
-            if self.per_agent is not None and self.running.get(agent, 0) >= self.per_agent:
+            if self._at_own_cap(agent):
                 self._turns.rotate(-1)
                 skipped += 1
                 continue
